@@ -43,8 +43,16 @@ class LipSimConfig:
     q_scaled_conv: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("input_size", "in_channels", "unshuffle", "channels", "conv_inner", "pool_size",
-                     "dense_inner", "out_features"):
+        for name in (
+            "input_size",
+            "in_channels",
+            "unshuffle",
+            "channels",
+            "conv_inner",
+            "pool_size",
+            "dense_inner",
+            "out_features",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"LipSimConfig.{name} must be a positive int, got {value!r}")
@@ -65,12 +73,11 @@ class LipSimConfig:
         if self.channels < self.in_channels * self.unshuffle**2:
             raise ValueError(
                 f"LipSimConfig.channels must be >= in_channels * unshuffle**2 = "
-                f"{self.in_channels * self.unshuffle ** 2}, got {self.channels}"
+                f"{self.in_channels * self.unshuffle**2}, got {self.channels}"
             )
         if self.out_features > self.flat_features:
             raise ValueError(
-                f"LipSimConfig.out_features must be <= the flattened size {self.flat_features}, "
-                f"got {self.out_features}"
+                f"LipSimConfig.out_features must be <= the flattened size {self.flat_features}, got {self.out_features}"
             )
 
     @property
@@ -95,10 +102,12 @@ NAMED_CONFIGS: dict[str, LipSimConfig] = {
     "large": LipSimConfig(channels=90, conv_stages=(50, 0), dense_depth=10, dense_inner=2048),
     "xlarge": LipSimConfig(channels=120, conv_stages=(70, 0), dense_depth=15, dense_inner=2048),
     # Small configurations for tests, built by the same code.
-    "tiny32": LipSimConfig(input_size=32, channels=8, conv_inner=4, conv_stages=(2,), dense_depth=2,
-                           dense_inner=64, out_features=256),
-    "tiny64": LipSimConfig(input_size=64, channels=16, conv_inner=4, conv_stages=(2, 1), dense_depth=2,
-                           dense_inner=96, out_features=128),
+    "tiny32": LipSimConfig(
+        input_size=32, channels=8, conv_inner=4, conv_stages=(2,), dense_depth=2, dense_inner=64, out_features=256
+    ),
+    "tiny64": LipSimConfig(
+        input_size=64, channels=16, conv_inner=4, conv_stages=(2, 1), dense_depth=2, dense_inner=96, out_features=128
+    ),
 }
 
 

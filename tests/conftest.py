@@ -34,3 +34,11 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def device(request: pytest.FixtureRequest) -> torch.device:
     """Every test that takes ``device`` runs on the CPU always and on CUDA whenever it is present."""
     return torch.device(request.param)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In the full tox env the optional stack must be importable: its tests may not skip silently."""
+    if os.environ.get("LIPSIM_REQUIRE_VISION"):
+        import matplotlib  # noqa: F401
+        import piq  # noqa: F401
+        import torchvision  # noqa: F401

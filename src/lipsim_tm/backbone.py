@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from lipsim_tm.nn import (
@@ -168,7 +169,8 @@ class LipSimBackbone(nn.Module):
         cfg = self.config
         if cfg.input_shift != 0.0 or cfg.input_scale != 1.0:
             x = (x - cfg.input_shift) * cfg.input_scale
-        x = self.pad(self.unshuffle(x))
+        # channels_last makes the thin (inner-width) convolutions markedly faster on CPU.
+        x = self.pad(self.unshuffle(x)).contiguous(memory_format=torch.channels_last)
         convs = iter(self.convs)
         for depth in cfg.conv_stages:
             for _ in range(depth):

@@ -34,12 +34,16 @@ class CachedRescaling(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self._cached_rescaling: Tensor | None = None
-        self._cache_key: tuple | None = None
+        self._inference_tensors: dict[str, Tensor] | None = None
+        self._inference_key: tuple | None = None
 
     @abstractmethod
     def compute_rescaling(self) -> Tensor:
         """The rescaling vector ``t`` of shape ``(inner,)``, recomputed from the parameters."""
+
+    def build_inference_tensors(self) -> dict[str, Tensor]:
+        """Tensors derived from the parameters once per parameter change; at least ``"rescaling"``."""
+        return {"rescaling": self.compute_rescaling()}
 
     def _rescaling_parameters(self) -> Iterator[nn.Parameter]:
         return self.parameters(recurse=False)
@@ -51,19 +55,24 @@ class CachedRescaling(nn.Module):
             return True
         return not any(p.requires_grad for p in self._rescaling_parameters())
 
+    def inference_tensors(self) -> dict[str, Tensor] | None:
+        """The cached :meth:`build_inference_tensors`, or ``None`` where the cache must not be used."""
+        if not self._can_use_cache():
+            return None
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self._rescaling_parameters())
+        if self._inference_tensors is None or key != self._inference_key:
+            # Normal (non-inference) tensors, so they can later be saved for backward to the inputs.
+            with torch.inference_mode(False), torch.no_grad():
+                self._inference_tensors = self.build_inference_tensors()
+            self._inference_key = key
+        return self._inference_tensors
+
     def rescaling(self) -> Tensor:
         """The rescaling vector, from the cache when it is valid and usable (see class docstring)."""
-        if not self._can_use_cache():
-            return self.compute_rescaling()
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self._rescaling_parameters())
-        if self._cached_rescaling is None or key != self._cache_key:
-            # A normal (non-inference) tensor, so it can later be saved for backward to the inputs.
-            with torch.inference_mode(False), torch.no_grad():
-                self._cached_rescaling = self.compute_rescaling()
-            self._cache_key = key
-        return self._cached_rescaling
+        cached = self.inference_tensors()
+        return self.compute_rescaling() if cached is None else cached["rescaling"]
 
     def clear_rescaling_cache(self) -> None:
-        """Drop the cached rescaling vector (needed only after writes through ``param.data``)."""
-        self._cached_rescaling = None
-        self._cache_key = None
+        """Drop the cached tensors (needed only after writes through ``param.data``)."""
+        self._inference_tensors = None
+        self._inference_key = None

@@ -54,8 +54,19 @@ class SLLConv2d(CachedRescaling):
             gram = gram * torch.exp(self.q[None, :] - self.q[:, None])
         return safe_reciprocal(gram.sum(dim=1))
 
+    def build_inference_tensors(self) -> dict[str, Tensor]:
+        t = self.compute_rescaling()
+        # conv_transpose2d(t * h, K) == conv2d(h, flip(transpose(t * K))): one plain convolution,
+        # with the rescaling and the factor 2 folded into its kernel.
+        back = (2.0 * t.reshape(-1, 1, 1, 1) * self.kernel).transpose(0, 1).flip(2, 3).contiguous()
+        return {"rescaling": t, "back_kernel": back, "bias": self.bias.reshape(-1).contiguous()}
+
     def forward(self, x: Tensor) -> Tensor:
-        t = self.rescaling().reshape(1, -1, 1, 1)
+        cached = self.inference_tensors()
+        if cached is not None:
+            hidden = F.relu(F.conv2d(x, self.kernel, cached["bias"], padding=1))
+            return x - F.conv2d(hidden, cached["back_kernel"], padding=1)
+        t = self.compute_rescaling().reshape(1, -1, 1, 1)
         hidden = t * F.relu(F.conv2d(x, self.kernel, padding=1) + self.bias)
         return x - 2.0 * F.conv_transpose2d(hidden, self.kernel, padding=1)
 

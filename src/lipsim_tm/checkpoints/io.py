@@ -1,0 +1,66 @@
+"""File-level helpers: safe (weights-only) reading, atomic writing and hashing of checkpoint files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 digest of the file at ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> object:
+    """Unpickle ``path`` onto the CPU with ``weights_only=True`` (tensors and plain containers only).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a file, or is not a readable weights-only PyTorch file (corrupted,
+            truncated, arbitrary bytes, or a pickle of objects that weights-only loading refuses).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file not found: {str(path)!r}")
+    if not path.is_file():
+        raise ValueError(f"checkpoint {str(path)!r} is not a regular file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "weights only load failed" in str(error).lower():
+            reason = "it holds objects other than tensors and plain containers, which weights-only loading refuses"
+        else:
+            reason = "it is corrupted, truncated or not a PyTorch file"
+        raise ValueError(
+            f"cannot read checkpoint {str(path)!r}: {reason} ({type(error).__name__}: {detail})"
+        ) from error
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> None:
+    """``torch.save(obj)`` to a temporary file in ``path``'s folder, fsync, then ``os.replace`` it onto
+    ``path``: readers never see a partial file, and a failure leaves no temporary file behind."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder of path does not exist: {str(folder)!r}")
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

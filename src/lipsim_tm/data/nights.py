@@ -1,0 +1,112 @@
+"""The NIGHTS 2AFC dataset (DreamSim) read from its real folder layout.
+
+Layout: ``root/data.csv`` plus the image folders it points to (``ref/NNN/MMM.png``,
+``distort/NNN/MMM_0.png``, ``distort/NNN/MMM_1.png``). ``data.csv`` columns used: ``id``,
+``ref_path``, ``left_path``, ``right_path``, ``votes``, ``split``, ``is_imagenet`` and the fraction of
+people who judged the right (``_1``) image closer, read from a column named ``right_vote`` or ``p``
+(the official reader takes it positionally from the third column, which is used as a fallback).
+Rows with ``votes < min_votes`` are dropped (the official filter keeps ``votes >= 6``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from lipsim_tm.data.images import load_image, safe_join
+
+NIGHTS_SPLITS: tuple[str, ...] = ("train", "val", "test", "test_imagenet", "test_no_imagenet")
+_REQUIRED_COLUMNS = ("ref_path", "left_path", "right_path", "votes", "split")
+_P_COLUMNS = ("right_vote", "p")
+
+
+def _parse_bool(value: str, *, source: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{source}: is_imagenet must be True/False, got {value!r}")
+
+
+class NightsDataset(Dataset):
+    """NIGHTS triplets ``(ref, img0, img1, p)``: images ``(3, S, S)`` float32 in [0, 1], ``p`` a float32 scalar.
+
+    ``img0`` is the left (``_0``) distortion, ``img1`` the right (``_1``) one, and ``p`` the fraction of
+    people who judged ``img1`` closer to ``ref`` (the 2AFC target convention of the metrics).
+
+    Args:
+        root: the NIGHTS folder (holding ``data.csv``).
+        split: one of :data:`NIGHTS_SPLITS`; ``test_imagenet``/``test_no_imagenet`` filter the test split
+            on ``is_imagenet``.
+        image_size: images are resized to ``image_size x image_size`` (bicubic); NIGHTS uses 224.
+        min_votes: keep rows with ``votes >= min_votes`` (official: 6).
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], split: str = "train", *, image_size: int = 224, min_votes: int = 6
+    ) -> None:
+        if split not in NIGHTS_SPLITS:
+            raise ValueError(f"split must be one of {NIGHTS_SPLITS}, got {split!r}")
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
+            raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+        self.root = Path(root)
+        self.split = split
+        self.image_size = image_size
+        index = self.root / "data.csv"
+        if not index.is_file():
+            raise FileNotFoundError(f"NIGHTS index not found: {index} (root must be the folder holding data.csv)")
+        self.rows = self._read_index(index, split, min_votes)
+
+    def _read_index(self, index: Path, split: str, min_votes: int) -> list[tuple[Path, Path, Path, float, str]]:
+        with index.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in _REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise ValueError(f"{index}: missing columns {missing}; found {header}")
+            p_column = next((c for c in _P_COLUMNS if c in header), header[2] if len(header) > 2 else None)
+            if p_column is None:
+                raise ValueError(f"{index}: no column for p (expected one of {_P_COLUMNS})")
+            base_split = "test" if split.startswith("test") else split
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                source = f"{index}:{line}"
+                try:
+                    votes = float(row["votes"])
+                    p = float(row[p_column])
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"{source}: votes and {p_column} must be numbers ({error})") from error
+                if votes < min_votes or row["split"] != base_split:
+                    continue
+                if split in ("test_imagenet", "test_no_imagenet"):
+                    if "is_imagenet" not in row:
+                        raise ValueError(f"{index}: split {split!r} needs an is_imagenet column")
+                    if _parse_bool(row["is_imagenet"], source=source) != (split == "test_imagenet"):
+                        continue
+                if not 0.0 <= p <= 1.0:
+                    raise ValueError(f"{source}: {p_column} must be in [0, 1], got {p}")
+                columns = ("ref_path", "left_path", "right_path")
+                paths = tuple(safe_join(self.root, row[c], source=source) for c in columns)
+                rows.append((*paths, p, row.get("id", str(line))))
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        ref, left, right, p, _ = self.rows[index]
+        size = self.image_size
+        return load_image(ref, size), load_image(left, size), load_image(right, size), torch.tensor(p)
+
+    def triplet_id(self, index: int) -> str:
+        """The ``id`` column of row ``index`` (after filtering)."""
+        return self.rows[index][4]
+
+
+__all__ = ["NIGHTS_SPLITS", "NightsDataset"]

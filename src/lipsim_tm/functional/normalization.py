@@ -1,0 +1,71 @@
+"""Normalisation of backbone features onto (at most) unit vectors: which maps exist and their guarantees."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lipsim_tm.nn.normalization import ConstantAugmentNormalize, PlainNormalize, UnitBallProjection
+
+#: Normalisations whose map is 1-Lipschitz everywhere, so certificates built on them are proofs.
+SOUND_NORMALIZATIONS: tuple[str, ...] = ("augment", "ball")
+#: Every accepted normalisation. ``"plain"`` (``v / ||v||``) is not 1-Lipschitz: compatibility only.
+NORMALIZATIONS: tuple[str, ...] = (*SOUND_NORMALIZATIONS, "plain")
+#: Normalisations whose output always lies on the unit sphere.
+ON_SPHERE: tuple[str, ...] = ("augment", "plain")
+
+_MAPS: dict[str, nn.Module] = {
+    "augment": ConstantAugmentNormalize(1.0),
+    "ball": UnitBallProjection(),
+    "plain": PlainNormalize(),
+}
+
+
+def check_normalization(normalization: object) -> str:
+    """Return ``normalization`` if it is one of :data:`NORMALIZATIONS`, else raise ``ValueError``."""
+    if not isinstance(normalization, str) or normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    return normalization
+
+
+def check_sound_normalization(normalization: str, what: str) -> None:
+    """Raise ``ValueError`` when ``what`` (a certificate) is asked for with the unsound ``"plain"`` map."""
+    if normalization not in SOUND_NORMALIZATIONS:
+        raise ValueError(
+            f"{what} needs a 1-Lipschitz normalization, one of {SOUND_NORMALIZATIONS}; got {normalization!r}"
+            " (plain v/||v|| has local Lipschitz constant 1/||v||, unbounded near 0, so no sound certificate follows)"
+        )
+
+
+def normalize_embedding(features: Tensor, normalization: str = "augment") -> Tensor:
+    """Map backbone features ``(N, D)`` to normalised embeddings ``phi``.
+
+    Args:
+        features: ``(N, D)`` floating-point backbone outputs.
+        normalization: ``"augment"`` (default): ``[v; 1] / ||[v; 1]||``, shape ``(N, D + 1)``, unit norm,
+            1-Lipschitz everywhere. ``"ball"``: projection onto the unit ball ``v / max(1, ||v||)``,
+            shape ``(N, D)``, norm ``<= 1``, 1-Lipschitz everywhere. ``"plain"``: ``v / ||v||``, shape
+            ``(N, D)``, unit norm, NOT 1-Lipschitz (local constant ``1 / ||v||``); offered only for
+            compatibility with the official code, and every certificate refuses it.
+
+    Returns:
+        The embeddings, same dtype and device as ``features``; differentiable, finite gradients everywhere.
+    """
+    normalization = check_normalization(normalization)
+    if not isinstance(features, Tensor):
+        raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
+    if features.ndim != 2:
+        raise ValueError(f"features must have shape (N, D), got {tuple(features.shape)}")
+    if not features.is_floating_point():
+        raise TypeError(f"features must be a floating-point tensor, got {features.dtype}")
+    return _MAPS[normalization](features)
+
+
+def embedding_dim(features_dim: int, normalization: str) -> int:
+    """Width of the normalised embedding for backbone features of width ``features_dim``."""
+    return features_dim + 1 if check_normalization(normalization) == "augment" else features_dim
+
+
+def at_least_float32(x: Tensor) -> Tensor:
+    """``x`` upcast to float32 when it is float16/bfloat16 (accumulation is at least float32)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

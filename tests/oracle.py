@@ -191,3 +191,30 @@ def save_official_checkpoint(
     if with_scheduler:
         checkpoint["scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=global_step).state_dict()
     torch.save(checkpoint, path)
+
+
+SMALL_SIZES = {
+    "depth": 20,
+    "num_channels": 45,
+    "conv_size": 5,
+    "input_size": 224,
+    "depth_linear": 7,
+    "n_features": 1024,
+    "out_features": 1792,
+}
+
+
+def lipsim_config_fields(**sizes: int) -> dict[str, object]:
+    """Keyword arguments of ``lipsim_tm.LipSimConfig`` describing the same network as ``sizes`` (the
+    keyword arguments of :class:`OfficialL2LipschitzNetwork`, defaults ``small``)."""
+    s = {**SMALL_SIZES, **sizes}
+    return {
+        "input_size": s["input_size"],
+        "channels": s["num_channels"],
+        "conv_inner": s["conv_size"],
+        "conv_stages": (s["depth"], 0),
+        "pool_size": 4,
+        "dense_depth": s["depth_linear"],
+        "dense_inner": s["n_features"],
+        "out_features": s["out_features"],
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -37,14 +38,19 @@ def read_checkpoint(path: str | os.PathLike[str]) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if "weights only load failed" in str(error).lower():
-            reason = "it holds objects other than tensors and plain containers, which weights-only loading refuses"
-        else:
-            reason = "it is corrupted, truncated or not a PyTorch file"
-        raise ValueError(
-            f"cannot read checkpoint {str(path)!r}: {reason} ({type(error).__name__}: {detail})"
-        ) from error
+        raise ValueError(f"cannot read checkpoint {str(path)!r}: {_explain(error)}") from error
+
+
+def _explain(error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in one line."""
+    text = str(error)
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, flags=re.DOTALL)
+    detail = (unpickler.group(1) if unpickler else text).strip().split("\n")[0] or "unexpected end of file"
+    if detail.startswith("Unsupported global"):
+        reason = "it holds objects other than tensors and plain containers, which weights-only loading refuses"
+    else:
+        reason = "it is corrupted, truncated or not a PyTorch weights file"
+    return f"{reason} ({type(error).__name__}: {detail})"
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> None:

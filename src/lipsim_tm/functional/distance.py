@@ -5,10 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lipsim_tm.functional.embedding import embed, setup_call
 from lipsim_tm.functional.normalization import at_least_float32
+from lipsim_tm.functional.preprocessing import DataRange
+from lipsim_tm.weights import Weights
 
 #: Accepted distance forms.
 DISTANCES: tuple[str, ...] = ("cosine", "l2")
+#: Accepted reductions (piq convention).
+REDUCTIONS: tuple[str, ...] = ("none", "mean", "sum")
 
 
 def check_distance(distance: object) -> str:
@@ -47,3 +52,47 @@ def distance_from_embeddings(phi_a: Tensor, phi_b: Tensor, distance: str = "cosi
     if distance == "cosine":
         return squared / 2
     return torch.sqrt(squared + torch.finfo(squared.dtype).tiny)
+
+
+def check_reduction(reduction: object) -> str:
+    """Return ``reduction`` if it is ``"none"``, ``"mean"`` or ``"sum"``, else raise ``ValueError``."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def reduce(values: Tensor, reduction: str) -> Tensor:
+    """``values`` ``(N,)`` reduced by ``"none"`` (unchanged), ``"mean"`` or ``"sum"``."""
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
+
+
+def lipsim_distance(
+    x: Tensor,
+    y: Tensor,
+    *,
+    weights: Weights = "default",
+    distance: str = "cosine",
+    normalization: str = "augment",
+    data_range: DataRange = 1.0,
+    reduction: str = "none",
+    grayscale: bool = False,
+    interpolation: str = "bicubic",
+    antialias: bool = True,
+) -> Tensor:
+    """LipSim distance between image batches ``x`` and ``y`` of the same shape ``(N, C, H, W)``.
+
+    Returns ``(N,)`` (``reduction="none"``) or a scalar (``"mean"``, ``"sum"``), at least float32,
+    differentiable in ``x`` and ``y``. ``distance`` and ``normalization``: see
+    :func:`distance_from_embeddings` and :func:`~lipsim_tm.functional.normalize_embedding`; other
+    arguments: see :func:`~lipsim_tm.functional.lipsim_embedding`. Both batches go through the network
+    in one forward pass. Guarantee: see :func:`~lipsim_tm.functional.certified_distance_interval`.
+    """
+    distance, reduction = check_distance(distance), check_reduction(reduction)
+    backbone, prep = setup_call({"x": x, "y": y}, weights, data_range, grayscale, interpolation, antialias)
+    phi = embed(backbone, torch.cat([x, y]), prep, next(backbone.parameters()).dtype, normalization)
+    phi_x, phi_y = phi.chunk(2)
+    return reduce(distance_from_embeddings(phi_x, phi_y, distance), reduction)

@@ -1,0 +1,76 @@
+"""A backbone used for evaluation only, inside metrics and losses: frozen, eval-mode, out of ``state_dict``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from lipsim_tm.backbone import LipSimBackbone
+
+
+class FrozenBackbone(nn.Module):
+    """Wraps a :class:`LipSimBackbone` so that nothing outside can train it, and it can train nothing.
+
+    - ``forward(x)`` runs the backbone with *detached* parameters (:func:`torch.func.functional_call`):
+      gradients flow to ``x`` but never to the backbone's parameters, whatever their ``requires_grad``.
+    - ``train(mode)`` always keeps this wrapper in eval mode.
+    - The backbone is deliberately not a registered submodule: its weights are not in ``state_dict()``
+      (a LightningModule holding the metric gets no extra checkpoint keys; the weights are defined by the
+      metric's ``weights`` argument), not in ``parameters()`` (a parent's optimizer cannot pick them up),
+      and a parent's ``train()``/``requires_grad_()`` cannot reach them. ``.to()``, ``.cuda()``, ``.double()``
+      and every other ``_apply`` conversion do reach it, so ``metric.to(device)`` moves the backbone.
+
+    Args:
+        backbone: the network.
+        owned: True when the network was built for this wrapper (from a path or a configuration name): it
+            is then frozen in place (``requires_grad_(False)``, eval). False for a caller's instance, which
+            is shared, never copied, and whose ``requires_grad`` and training mode are left untouched
+            (a trainer can keep training it; the wrapper always sees its current weights). A shared
+            instance in training mode recomputes its SLL rescalings on every call (same numbers, slower).
+            Note that ``.to()``/dtype conversions of the wrapper then convert the caller's instance too.
+    """
+
+    def __init__(self, backbone: LipSimBackbone, *, owned: bool) -> None:
+        super().__init__()
+        if not isinstance(backbone, LipSimBackbone):
+            raise TypeError(f"backbone must be a LipSimBackbone, got {type(backbone).__name__}")
+        object.__setattr__(self, "backbone", backbone)
+        self.owned = owned
+        if owned:
+            backbone.requires_grad_(False).eval()
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FrozenBackbone:
+        return super().train(False)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> FrozenBackbone:
+        super()._apply(fn, recurse)
+        if recurse:
+            self.backbone._apply(fn, recurse)
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.backbone.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Features ``(N, out_features)`` of backbone inputs ``x`` ``(N, C, S, S)``; no gradient to the weights."""
+        detached = {name: p.detach() for name, p in self.backbone.named_parameters()}
+        return torch.func.functional_call(self.backbone, detached, (x,))
+
+    def extra_repr(self) -> str:
+        return f"config={self.backbone.config}, owned={self.owned}"
+
+
+def unwrap_frozen(net: nn.Module) -> FrozenBackbone:
+    """The :class:`FrozenBackbone` behind ``net`` (itself, or inside a torchmetrics ``NetworkCache``)."""
+    inner = getattr(net, "network", net)
+    if not isinstance(inner, FrozenBackbone):
+        raise TypeError(f"expected a FrozenBackbone (possibly shared by FeatureShare), got {type(inner).__name__}")
+    return inner

@@ -1,0 +1,119 @@
+"""Stage 2: fine-tune the student on 2AFC judgments with the hinge loss (reference section 5).
+
+For a triplet ``(ref, img0, img1, p)`` with ``d_i = d(phi(ref), phi(img_i))`` computed with the same
+sound normalisation and distance the metrics use, ``logit = d0 - d1`` and
+``loss = max(0, margin - logit * (2 * round(p) - 1))``, averaged over the batch: the loss is zero
+once the distance the majority judged closer is smaller by at least ``margin``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from lipsim_tm.data.bapps import BAPPS2AFCDataset
+from lipsim_tm.data.nights import NightsDataset
+from lipsim_tm.data.synthetic_2afc import Synthetic2AFCDataset
+from lipsim_tm.functional import distance_from_embeddings, normalize_embedding
+from lipsim_tm.training.config import FinetuneConfig
+from lipsim_tm.training.distributed import DistributedContext, init_distributed
+from lipsim_tm.training.evaluation import evaluate_2afc
+from lipsim_tm.training.trainer import TrainResult, build_student, train
+
+
+def hinge_2afc_loss(d0: Tensor, d1: Tensor, p: Tensor, margin: float) -> Tensor:
+    """Mean hinge loss ``max(0, margin - (d0 - d1) * (2 round(p) - 1))`` over ``(N,)`` inputs."""
+    if not (d0.shape == d1.shape == p.shape) or d0.ndim != 1:
+        raise ValueError(
+            f"d0, d1 and p must have the same shape (N,), got {tuple(d0.shape)}, {tuple(d1.shape)}, {tuple(p.shape)}"
+        )
+    sign = 2.0 * torch.round(p.to(d0.dtype)) - 1.0
+    return torch.relu(margin - (d0 - d1) * sign).mean()
+
+
+class FinetuneStep:
+    """One training step's loss: the student on the three images (one forward), then the hinge loss."""
+
+    def __init__(self, *, margin: float, normalization: str = "augment", distance: str = "cosine") -> None:
+        self.margin = margin
+        self.normalization = normalization
+        self.distance = distance
+
+    def __call__(self, model: nn.Module, batch: list[Any]) -> tuple[Tensor, int]:
+        ref, img0, img1, p = batch
+        n = ref.shape[0]
+        phi = normalize_embedding(model(torch.cat([ref, img0, img1])), self.normalization)
+        d0 = distance_from_embeddings(phi[:n], phi[n : 2 * n], self.distance)
+        d1 = distance_from_embeddings(phi[:n], phi[2 * n :], self.distance)
+        return hinge_2afc_loss(d0, d1, p, self.margin), 3 * n
+
+
+def build_2afc_datasets(config: FinetuneConfig, image_size: int) -> tuple[Dataset, Dataset | None]:
+    """Training and validation 2AFC datasets named by ``config`` (validation None when ``val_split`` is None)."""
+    if config.dataset == "nights":
+        train = NightsDataset(config.data_dir, config.train_split, image_size=image_size)
+        val = NightsDataset(config.data_dir, config.val_split, image_size=image_size) if config.val_split else None
+    elif config.dataset == "bapps":
+        subsets = config.bapps_subsets
+        train = BAPPS2AFCDataset(config.data_dir, config.train_split, subsets=subsets, image_size=image_size)
+        val = (
+            BAPPS2AFCDataset(config.data_dir, config.val_split, subsets=subsets, image_size=image_size)
+            if config.val_split
+            else None
+        )
+    else:
+        common = {"image_size": image_size, "families": config.synthetic_families}
+        train = Synthetic2AFCDataset(config.data_dir, length=config.synthetic_length, seed=config.seed, **common)
+        val = (
+            Synthetic2AFCDataset(config.data_dir, length=config.synthetic_val_length, seed=config.seed + 1, **common)
+            if config.val_split
+            else None
+        )
+    return train, val
+
+
+def run_finetune(
+    config: FinetuneConfig,
+    *,
+    train_dataset: Dataset | None = None,
+    val_dataset: Dataset | None = None,
+    context: DistributedContext | None = None,
+) -> TrainResult:
+    """Fine-tune on 2AFC triplets; datasets default to those named by ``config`` (see :func:`build_2afc_datasets`).
+
+    At the end of each epoch rank 0 evaluates the natural and certified 2AFC scores on the validation
+    set (written to ``eval.csv`` and into the export's metadata).
+    """
+    if not isinstance(config, FinetuneConfig):
+        raise TypeError(f"config must be a FinetuneConfig, got {type(config).__name__}")
+    context = context or init_distributed(config.device)
+    model = build_student(config)
+    if train_dataset is None:
+        train_dataset, default_val = build_2afc_datasets(config, model.config.input_size)
+        val_dataset = val_dataset if val_dataset is not None else default_val
+
+    evaluate = None
+    if val_dataset is not None:
+
+        def evaluate(backbone: nn.Module) -> dict[str, float]:
+            return evaluate_2afc(
+                backbone,
+                val_dataset,
+                normalization=config.normalization,
+                distance=config.distance,
+                radii=config.eval_radii if config.normalization != "plain" else (),
+                batch_size=config.eval_batch_size,
+                max_triplets=config.eval_max_triplets,
+            )
+
+    step = FinetuneStep(margin=config.margin, normalization=config.normalization, distance=config.distance)
+    summary = {"train_triplets": len(train_dataset), "val_triplets": len(val_dataset) if val_dataset else 0}
+    return train(
+        config, model=model, dataset=train_dataset, step_fn=step, context=context, evaluate=evaluate, summary=summary
+    )
+
+
+__all__ = ["FinetuneStep", "build_2afc_datasets", "hinge_2afc_loss", "run_finetune"]

@@ -1,0 +1,99 @@
+"""Run logs: a CSV file of metrics per logged step, and a progress bar with loss and images/s.
+
+The progress bar uses ``tqdm`` when it is installed and a plain single-line display otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+
+class CSVLogger:
+    """Appends rows to a CSV file; the header is written once and new columns are refused.
+
+    Appending (not truncating) lets a resumed run continue the log of the run it resumes.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.fieldnames: list[str] | None = None
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            with self.path.open(newline="") as handle:
+                self.fieldnames = next(csv.reader(handle), None)
+
+    def log(self, row: dict[str, float | int | str]) -> None:
+        if self.fieldnames is None:
+            self.fieldnames = list(row)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("w", newline="") as handle:
+                csv.writer(handle).writerow(self.fieldnames)
+        unknown = [k for k in row if k not in self.fieldnames]
+        if unknown:
+            raise ValueError(f"log row has columns {unknown} that are not in {self.path}'s header {self.fieldnames}")
+        with self.path.open("a", newline="") as handle:
+            csv.DictWriter(handle, self.fieldnames).writerow(row)
+
+
+class ProgressBar:
+    """Progress over ``total`` steps showing the latest loss and the throughput in images/s."""
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        initial: int = 0,
+        description: str = "train",
+        enabled: bool = True,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.total = total
+        self.count = initial
+        self.description = description
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self._start = time.perf_counter()
+        self._images = 0
+        self._tqdm = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self._tqdm = tqdm(total=total, initial=initial, desc=description, file=self.stream, dynamic_ncols=True)
+
+    @property
+    def images_per_second(self) -> float:
+        elapsed = time.perf_counter() - self._start
+        return self._images / elapsed if elapsed > 0 else 0.0
+
+    def update(self, images: int, loss: float) -> None:
+        """One step done on ``images`` images (all ranks together) with training ``loss``."""
+        self.count += 1
+        self._images += images
+        if not self.enabled:
+            return
+        stats = f"loss={loss:.4g} img/s={self.images_per_second:.1f}"
+        if self._tqdm is not None:
+            self._tqdm.set_postfix_str(stats, refresh=False)
+            self._tqdm.update(1)
+        else:
+            self.stream.write(f"\r{self.description} {self.count}/{self.total} {stats}")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self._tqdm is not None:
+            self._tqdm.close()
+        else:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+__all__ = ["CSVLogger", "ProgressBar"]

@@ -1,0 +1,83 @@
+"""What both LipSim metrics share: the frozen network, the preprocessing and input checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from lipsim_tm.backbone import LipSimBackbone
+from lipsim_tm.frozen import FrozenBackbone, unwrap_frozen
+from lipsim_tm.functional.embedding import check_same_shape, embed, preprocessing_for
+from lipsim_tm.functional.normalization import check_normalization
+from lipsim_tm.functional.preprocessing import DataRange, input_operator_norm
+from lipsim_tm.weights import Weights, resolve_backbone
+
+
+class LipSimMetricBase(Metric):
+    """Base of the LipSim metrics: holds the network in ``self.net`` (a :class:`~lipsim_tm.frozen.FrozenBackbone`).
+
+    Weights policy (see :mod:`lipsim_tm.weights`): a path or ``"random:<config>"`` builds a network owned
+    by the metric and frozen in place. A :class:`~lipsim_tm.backbone.LipSimBackbone` instance is shared,
+    not copied: the metric always evaluates its current weights, never changes its ``requires_grad`` or
+    training mode, and no gradient from the metric reaches its parameters (e.g. a trainer can pass its
+    model's backbone for end-of-epoch evaluation). ``metric.to(...)`` moves/converts that instance too.
+
+    ``state_dict`` policy: the backbone's weights are never part of the metric's ``state_dict`` (they are
+    defined by ``weights``), so adding the metric to a model adds no checkpoint keys.
+
+    Inputs must be on the metric's device (``metric.to(device)``); they are cast to the network's dtype,
+    and states accumulate in float64.
+    """
+
+    feature_network: str = "net"
+
+    def __init__(
+        self,
+        weights: Weights,
+        *,
+        normalization: str,
+        data_range: DataRange,
+        grayscale: bool,
+        interpolation: str,
+        antialias: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.normalization = check_normalization(normalization)
+        backbone = resolve_backbone(weights)
+        self.net = FrozenBackbone(backbone, owned=not isinstance(weights, LipSimBackbone))
+        self.prep = preprocessing_for(
+            backbone, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
+        )
+
+    @property
+    def backbone(self) -> LipSimBackbone:
+        """The network in use (also when a ``FeatureShare`` wrapper shares it)."""
+        return unwrap_frozen(self.net).backbone
+
+    def _check_images(self, **images: Tensor) -> None:
+        """Validate named image batches (types, shape, range, device) before any state changes."""
+        for name, value in images.items():
+            self.prep.check(value, name)
+        check_same_shape(**images)
+        device = unwrap_frozen(self.net).device
+        for name, value in images.items():
+            if value.device != device:
+                raise ValueError(
+                    f"{name} is on {value.device} but the metric's network is on {device};"
+                    f" call metric.to({name}.device)"
+                )
+
+    def _embed(self, images: Tensor) -> Tensor:
+        """Normalised embeddings ``(N, D')`` of validated images, in one forward pass."""
+        return embed(self.net, images, self.prep, unwrap_frozen(self.net).dtype, self.normalization)
+
+    def _lipschitz(self, images: Tensor) -> float:
+        """Lipschitz bound (user pixels) of the embedding for this batch's size."""
+        return self.backbone.lipschitz_bound * input_operator_norm(self.prep, images)
+
+    def _result_dtype(self) -> torch.dtype:
+        return torch.promote_types(unwrap_frozen(self.net).dtype, torch.float32)

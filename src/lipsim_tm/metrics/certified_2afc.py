@@ -1,0 +1,184 @@
+"""``Certified2AFCAccuracy``: natural and certified 2AFC agreement with human judgments."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics.utilities.data import dim_zero_cat
+
+from lipsim_tm.functional.certificates import all_images_radius, decision, reference_radius
+from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
+from lipsim_tm.functional.normalization import check_normalization, check_sound_normalization
+from lipsim_tm.functional.preprocessing import DataRange
+from lipsim_tm.metrics.base import LipSimMetricBase
+from lipsim_tm.weights import Weights
+
+#: The paper's budgets in [0, 1] pixels; scaled by the data range's span when ``epsilons=None``.
+PAPER_EPSILONS: tuple[float, ...] = (36 / 255, 72 / 255, 108 / 255)
+PER_SAMPLE_KEYS: tuple[str, ...] = ("d0", "d1", "target", "radius_reference", "radius_all")
+
+
+class Certified2AFCAccuracy(LipSimMetricBase):
+    """2AFC score and certified 2AFC accuracy of LipSim against human judgments.
+
+    ``update(ref, img0, img1, target)``: three ``(N, C, H, W)`` batches of one shape in ``data_range``
+    (one batched forward pass) and ``target`` ``(N,)`` in ``[0, 1]``, the fraction of people who judged
+    ``img1`` closer to ``ref`` (NIGHTS/BAPPS convention; 0/1 labels, int or bool, are accepted).
+
+    ``compute()`` returns a dict of scalars:
+
+    - ``"2afc"``: natural 2AFC score, mean of ``p`` when the metric prefers ``img1`` (``d1 < d0``),
+      ``1 - p`` when it prefers ``img0``, ``0.5`` on a tie (the LPIPS/DreamSim convention).
+    - ``"certified_2afc@<eps>"`` for each ``eps`` of ``epsilons`` (key formatted with ``:.4g``): the
+      fraction of triplets that are predicted correctly (the metric prefers the image most people
+      chose) AND whose reference-only radius exceeds ``eps``: no l2 perturbation of the reference of
+      norm ``<= eps`` (user pixel units) can change the prediction. Ties are never certified (radius 0).
+      Triplets with ``target == 0.5`` have no correct answer and are excluded from this fraction
+      (numerator and denominator); it is NaN if every triplet so far has ``target == 0.5``.
+    - ``"certified_2afc_all@<eps>"``: the same when each of the three images may be perturbed by
+      ``<= eps`` (a per-image budget; smaller radius, see
+      :func:`~lipsim_tm.functional.certificates.all_images_radius`).
+    - with ``per_sample=True`` also ``"d0"``, ``"d1"``, ``"target"``, ``"radius_reference"``,
+      ``"radius_all"``: float32 ``(N_total,)`` (``"cat"`` states; rank-major order after a sync).
+
+    All values are NaN before the first update. States are float64 sums (O(1) memory) unless
+    ``per_sample``. Not differentiable: ``update`` and ``forward`` run the network without gradients.
+
+    Args:
+        weights: see :mod:`lipsim_tm.weights`; a trainer may pass its model's backbone (shared, see
+            :class:`~lipsim_tm.metrics.base.LipSimMetricBase`).
+        epsilons: budgets (user pixel units). ``None``: 36/255, 72/255, 108/255 of the data range's span.
+        distance: ``"cosine"`` or ``"l2"`` (same decisions and radii; affects ``d0``/``d1``).
+        normalization: ``"augment"`` or ``"ball"`` (``"plain"`` is refused: no sound certificate).
+        per_sample: also keep per-sample distances, targets and radii.
+        data_range, grayscale, interpolation, antialias: see
+            :class:`~lipsim_tm.functional.preprocessing.Preprocessing`.
+        kwargs: passed to :class:`torchmetrics.Metric`.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+    plot_lower_bound = 0.0
+    plot_upper_bound = 1.0
+
+    def __init__(
+        self,
+        weights: Weights = "default",
+        *,
+        epsilons: Sequence[float] | None = None,
+        distance: str = "cosine",
+        normalization: str = "augment",
+        per_sample: bool = False,
+        data_range: DataRange = 1.0,
+        grayscale: bool = False,
+        interpolation: str = "bicubic",
+        antialias: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.distance = check_distance(distance)
+        check_sound_normalization(check_normalization(normalization), "Certified2AFCAccuracy")
+        if not isinstance(per_sample, bool):
+            raise TypeError(f"per_sample must be a bool, got {per_sample!r}")
+        self.per_sample = per_sample
+        super().__init__(
+            weights,
+            normalization=normalization,
+            data_range=data_range,
+            grayscale=grayscale,
+            interpolation=interpolation,
+            antialias=antialias,
+            **kwargs,
+        )
+        self.epsilons = _check_epsilons(epsilons, self.prep.span)
+        self.keys = tuple(f"certified_2afc@{eps:.4g}" for eps in self.epsilons)
+        self.keys_all = tuple(f"certified_2afc_all@{eps:.4g}" for eps in self.epsilons)
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError(f"epsilons must differ in their first 4 significant digits, got {self.epsilons}")
+        zero, zeros = torch.tensor(0.0, dtype=torch.float64), torch.zeros(len(self.epsilons), dtype=torch.float64)
+        self.add_state("score_sum", zero.clone(), dist_reduce_fx="sum")
+        self.add_state("total", zero.clone(), dist_reduce_fx="sum")
+        self.add_state("decided_total", zero.clone(), dist_reduce_fx="sum")
+        self.add_state("certified_reference", zeros.clone(), dist_reduce_fx="sum")
+        self.add_state("certified_all", zeros.clone(), dist_reduce_fx="sum")
+        if per_sample:
+            for key in PER_SAMPLE_KEYS:
+                self.add_state(key, [], dist_reduce_fx="cat")
+
+    def update(self, ref: Tensor, img0: Tensor, img1: Tensor, target: Tensor) -> None:
+        """Add triplets; bad input raises and leaves the state unchanged."""
+        self._check_images(ref=ref, img0=img0, img1=img1)
+        p = _check_target(target, ref.shape[0], ref.device)
+        with torch.no_grad():
+            phi_r, phi_0, phi_1 = self._embed(torch.cat([ref, img0, img1])).chunk(3)
+        lipschitz = self._lipschitz(ref)
+        prefers, tie = decision(phi_r, phi_0, phi_1)
+        radius_ref = reference_radius(phi_r, phi_0, phi_1, lipschitz)
+        radius_all = all_images_radius(phi_r, phi_0, phi_1, lipschitz)
+        score = torch.where(tie, 0.5, torch.where(prefers, p, 1 - p))
+        decided = p != 0.5
+        correct = decided & ~tie & (prefers == (p > 0.5))
+        eps = torch.tensor(self.epsilons, dtype=torch.float64, device=ref.device)
+        self.score_sum = self.score_sum + score.sum()
+        self.total = self.total + p.shape[0]
+        self.decided_total = self.decided_total + decided.sum()
+        self.certified_reference = self.certified_reference + (correct[:, None] & (radius_ref[:, None] > eps)).sum(0)
+        self.certified_all = self.certified_all + (correct[:, None] & (radius_all[:, None] > eps)).sum(0)
+        if self.per_sample:
+            d0 = distance_from_embeddings(phi_r, phi_0, self.distance)
+            d1 = distance_from_embeddings(phi_r, phi_1, self.distance)
+            for key, value in zip(PER_SAMPLE_KEYS, (d0, d1, p, radius_ref, radius_all), strict=True):
+                getattr(self, key).append(value.detach().float())
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"2afc", "certified_2afc@<eps>"..., "certified_2afc_all@<eps>"...}`` (see the class docstring)."""
+        result = {"2afc": (self.score_sum / self.total).float()}
+        reference = (self.certified_reference / self.decided_total).float()
+        everything = (self.certified_all / self.decided_total).float()
+        result.update({key: reference[i] for i, key in enumerate(self.keys)})
+        result.update({key: everything[i] for i, key in enumerate(self.keys_all)})
+        if self.per_sample:
+            for key in PER_SAMPLE_KEYS:
+                values = getattr(self, key)
+                result[key] = dim_zero_cat(values) if values else torch.zeros(0, device=self.total.device)
+        return result
+
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """Plot a result (or a list of results) with :meth:`torchmetrics.Metric._plot`; needs matplotlib."""
+        return self._plot(val, ax)
+
+
+def _check_epsilons(epsilons: Sequence[float] | None, span: float) -> tuple[float, ...]:
+    if epsilons is None:
+        return tuple(eps * span for eps in PAPER_EPSILONS)
+    if isinstance(epsilons, (str, bytes)) or not isinstance(epsilons, Sequence) or len(epsilons) == 0:
+        raise TypeError(f"epsilons must be a non-empty sequence of numbers or None, got {epsilons!r}")
+    values = []
+    for eps in epsilons:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+            raise ValueError(f"epsilons must hold finite numbers >= 0, got {epsilons!r}")
+        values.append(float(eps))
+    return tuple(values)
+
+
+def _check_target(target: object, n: int, device: torch.device) -> Tensor:
+    """``target`` as float64 ``(n,)`` on ``device``; raises on wrong type, shape, device or values."""
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    if target.shape != (n,):
+        raise ValueError(f"target must have shape ({n},) (one judgment per triplet), got {tuple(target.shape)}")
+    if target.is_complex():
+        raise TypeError(f"target must be real (fractions in [0, 1] or 0/1 labels), got {target.dtype}")
+    if target.device != device:
+        raise ValueError(f"target is on {target.device} but the images are on {device}")
+    p = target.double()
+    if not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or bool((p > 1).any()):
+        raise ValueError(
+            f"target must hold fractions in [0, 1] (share of people judging img1 closer), got values in"
+            f" [{float(p.min()):g}, {float(p.max()):g}]" + (" including NaN/inf" if not torch.isfinite(p).all() else "")
+        )
+    return p

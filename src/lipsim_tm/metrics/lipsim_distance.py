@@ -1,0 +1,141 @@
+"""``LipSimDistance``: the LipSim distance between image pairs as a torchmetrics metric (also a loss)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics.utilities.data import dim_zero_cat
+
+from lipsim_tm.functional.certificates import distance_interval
+from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings
+from lipsim_tm.functional.normalization import check_sound_normalization
+from lipsim_tm.functional.preprocessing import DataRange
+from lipsim_tm.functional.two_afc import check_eps, check_perturbed
+from lipsim_tm.metrics.base import LipSimMetricBase
+from lipsim_tm.weights import Weights
+
+
+class LipSimDistance(LipSimMetricBase):
+    """LipSim distance between ``x`` and ``y``, accumulated over batches.
+
+    ``update(x, y)``: ``(N, C, H, W)`` batches of one shape in ``data_range``, any ``H, W`` (resized to the
+    network's input). ``compute()``: the mean (default), sum, or per-sample values (``reduction="none"``,
+    a float32 ``"cat"`` state, in rank-major order after a distributed sync) of the distances. With
+    ``certify_eps``, ``compute()`` returns ``{"distance": value, "half_width": h}``: when each ``x``
+    (``perturbed="one"``; or each of ``x`` and ``y``, ``"both"``) moves by at most ``certify_eps`` in l2
+    (user pixel units), every per-sample distance stays within ``+-h_i`` of its value (see
+    :func:`~lipsim_tm.functional.certified_distance_interval`) and the reduced value within ``+-h``
+    (mean or sum of the ``h_i``).
+
+    ``forward(x, y)`` returns the batch value with gradients to ``x`` and ``y`` (never to the network),
+    so the metric works as a loss. Guarantees of the distance forms (``L`` the Lipschitz bound of the
+    embedding from user pixels, ``phi`` 1-Lipschitz normalised): ``"l2"``: ``|d(x', y) - d(x, y)| <=
+    L ||x' - x||``; ``"cosine"`` with ``"augment"`` (``1 - cos``): the same bound; with ``"ball"``: the
+    value stays in ``[max(0, u - L e)^2 / 2, min(2, u + L e)^2 / 2]`` with ``u = sqrt(2 d)``.
+
+    Args:
+        weights: see :mod:`lipsim_tm.weights` and :class:`~lipsim_tm.metrics.base.LipSimMetricBase`.
+        distance: ``"cosine"`` or ``"l2"``.
+        normalization: ``"augment"``, ``"ball"`` or ``"plain"`` (uncertifiable: refused with ``certify_eps``).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        certify_eps: optional perturbation budget for the certified half-width.
+        perturbed: ``"one"`` or ``"both"`` (which images the budget applies to).
+        data_range, grayscale, interpolation, antialias: see
+            :class:`~lipsim_tm.functional.preprocessing.Preprocessing`.
+        kwargs: passed to :class:`torchmetrics.Metric`.
+    """
+
+    is_differentiable = True
+    higher_is_better = False
+    full_state_update = False
+    plot_lower_bound = 0.0
+    plot_upper_bound = 2.0
+
+    def __init__(
+        self,
+        weights: Weights = "default",
+        *,
+        distance: str = "cosine",
+        normalization: str = "augment",
+        reduction: str = "mean",
+        certify_eps: float | None = None,
+        perturbed: str = "one",
+        data_range: DataRange = 1.0,
+        grayscale: bool = False,
+        interpolation: str = "bicubic",
+        antialias: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.distance = check_distance(distance)
+        self.reduction = check_reduction(reduction)
+        self.certify_eps = None if certify_eps is None else check_eps(certify_eps)
+        self.perturbed = check_perturbed(perturbed)
+        super().__init__(
+            weights,
+            normalization=normalization,
+            data_range=data_range,
+            grayscale=grayscale,
+            interpolation=interpolation,
+            antialias=antialias,
+            **kwargs,
+        )
+        if self.certify_eps is not None:
+            check_sound_normalization(self.normalization, "LipSimDistance(certify_eps=...)")
+        zero = torch.tensor(0.0, dtype=torch.float64)
+        self.add_state("sum_distance", zero.clone(), dist_reduce_fx="sum")
+        self.add_state("total", zero.clone(), dist_reduce_fx="sum")
+        self.add_state("sum_half_width", zero.clone(), dist_reduce_fx="sum")
+        if self.reduction == "none":
+            self.add_state("values", [], dist_reduce_fx="cat")
+            self.add_state("half_widths", [], dist_reduce_fx="cat")
+
+    def update(self, x: Tensor, y: Tensor) -> None:
+        """Add the distances between the pairs ``(x[i], y[i])``; bad input raises and changes nothing."""
+        self._check_images(x=x, y=y)
+        phi_x, phi_y = self._embed(torch.cat([x, y])).chunk(2)
+        distances = distance_from_embeddings(phi_x, phi_y, self.distance)
+        half = self._half_widths(phi_x, phi_y, distances, x)
+        self.sum_distance = self.sum_distance + distances.double().sum()
+        self.total = self.total + distances.shape[0]
+        self.sum_half_width = self.sum_half_width + half.sum()
+        if self.reduction == "none":
+            self.values.append(distances.float())
+            self.half_widths.append(half.float())
+
+    def _half_widths(self, phi_x: Tensor, phi_y: Tensor, distances: Tensor, x: Tensor) -> Tensor:
+        if self.certify_eps is None:
+            return torch.zeros_like(distances, dtype=torch.float64).detach()
+        shift = self._lipschitz(x) * self.certify_eps * (2 if self.perturbed == "both" else 1)
+        lower, upper = distance_interval(
+            phi_x, phi_y, shift=shift, distance=self.distance, normalization=self.normalization
+        )
+        value = distances.detach().double()
+        return torch.maximum(upper - value, value - lower).clamp_min(0.0)
+
+    def compute(self) -> Tensor | dict[str, Tensor]:
+        """The reduced distance, or ``{"distance", "half_width"}`` with ``certify_eps``. NaN (mean) before data."""
+        dtype = self._result_dtype()
+        if self.reduction == "none":
+            value = dim_zero_cat(self.values).to(dtype) if self.values else torch.zeros(0, dtype=dtype)
+            half = dim_zero_cat(self.half_widths).to(dtype) if self.half_widths else torch.zeros(0, dtype=dtype)
+        elif self.reduction == "sum":
+            value, half = self.sum_distance.to(dtype), self.sum_half_width.to(dtype)
+        else:
+            value, half = (self.sum_distance / self.total).to(dtype), (self.sum_half_width / self.total).to(dtype)
+        if self.certify_eps is None:
+            return value
+        return {"distance": value, "half_width": half}
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Batch value with gradients to the inputs; accumulates the batch (detached) into the global state."""
+        value = super().forward(*args, **kwargs)
+        if self.reduction == "none":
+            # torchmetrics concatenates list states as they are: drop the batch graph so memory stays flat.
+            self.values = [v.detach() for v in self.values]
+        return value
+
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """Plot a value (or a list of values) with :meth:`torchmetrics.Metric._plot`; needs matplotlib."""
+        return self._plot(val, ax)

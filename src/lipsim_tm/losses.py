@@ -1,0 +1,65 @@
+"""``LipSimLoss``: LipSim as a piq-style loss module (a drop-in for ``piq.LPIPS``/``piq.DISTS`` code)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn.modules.loss import _Loss
+
+from lipsim_tm.backbone import LipSimBackbone
+from lipsim_tm.frozen import FrozenBackbone
+from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings, reduce
+from lipsim_tm.functional.embedding import check_same_device, check_same_shape, embed, preprocessing_for
+from lipsim_tm.functional.normalization import check_normalization
+from lipsim_tm.functional.preprocessing import DataRange
+from lipsim_tm.weights import Weights, resolve_backbone
+
+
+class LipSimLoss(_Loss):
+    """LipSim distance as a loss: ``forward(x, y)`` with gradients to both inputs, never to the network.
+
+    piq conventions: inputs ``(N, C, H, W)`` in ``[0, data_range]`` (or a ``(low, high)`` pair),
+    ``reduction`` in ``"none"`` / ``"mean"`` / ``"sum"``, a frozen network. Bad input raises
+    ``ValueError``/``TypeError`` (never ``assert``). Any ``H, W`` (resized to the network's input size).
+
+    Args:
+        weights: see :mod:`lipsim_tm.weights`. An instance is shared and never modified (see
+            :class:`~lipsim_tm.frozen.FrozenBackbone`); built networks are frozen.
+        distance: ``"cosine"`` (``1 - cos`` on the sphere) or ``"l2"``.
+        normalization: ``"augment"`` (default), ``"ball"`` or ``"plain"``.
+        data_range, grayscale, interpolation, antialias: see
+            :class:`~lipsim_tm.functional.preprocessing.Preprocessing`.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``(N,)``).
+
+    The network's weights are not in this module's ``state_dict`` nor in ``parameters()``.
+    """
+
+    def __init__(
+        self,
+        weights: Weights = "default",
+        *,
+        distance: str = "cosine",
+        normalization: str = "augment",
+        data_range: DataRange = 1.0,
+        reduction: str = "mean",
+        grayscale: bool = False,
+        interpolation: str = "bicubic",
+        antialias: bool = True,
+    ) -> None:
+        super().__init__(reduction=check_reduction(reduction))
+        self.distance = check_distance(distance)
+        self.normalization = check_normalization(normalization)
+        backbone = resolve_backbone(weights)
+        self.net = FrozenBackbone(backbone, owned=not isinstance(weights, LipSimBackbone))
+        self.prep = preprocessing_for(
+            backbone, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
+        )
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Distance between ``x[i]`` and ``y[i]``, reduced; at least float32."""
+        self.prep.check(x, "x")
+        self.prep.check(y, "y")
+        check_same_shape(x=x, y=y)
+        check_same_device(x=x, y=y, network=torch.empty(0, device=self.net.device))
+        phi_x, phi_y = embed(self.net, torch.cat([x, y]), self.prep, self.net.dtype, self.normalization).chunk(2)
+        return reduce(distance_from_embeddings(phi_x, phi_y, self.distance), self.reduction)

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lipsim_tm.backbone import NAMED_CONFIGS, LipSimBackbone, LipSimConfig, count_parameters
 from lipsim_tm.checkpoints import load_backbone
 
-from oracle import SMALL_SIZES, build_official_model, lipsim_config_fields, save_official_checkpoint
+from oracle import (
+    SMALL_SIZES,
+    OfficialConvLayer,
+    OfficialLinearLayer,
+    build_official_model,
+    lipsim_config_fields,
+    save_official_checkpoint,
+)
 
 # Oracle sizes (keyword arguments of OfficialL2LipschitzNetwork); input_size // 16 is the last map's side.
 VARIANTS = {
@@ -61,6 +70,41 @@ def random_images(sizes: dict[str, int], batch: int, *, seed: int, dtype: torch.
     generator = torch.Generator().manual_seed(seed)
     side = sizes["input_size"]
     return torch.rand(batch, 3, side, side, generator=generator, dtype=dtype)
+
+
+def test_oracle_conv_layer_is_the_matrix_formula() -> None:
+    """Independent check of the oracle itself: with ``A`` the matrix of ``conv2d(., K, padding=1)`` (built
+    column by column), the layer is ``x - 2 A^T (t * relu(A x + b))`` and ``q`` has no effect."""
+    torch.manual_seed(0)
+    layer = OfficialConvLayer(channels=3, inner=2).double()
+    side, size = 5, 3 * 5 * 5
+    basis = torch.eye(size, dtype=torch.float64).reshape(size, 3, side, side)
+    with torch.no_grad():
+        A = F.conv2d(basis, layer.kernel, padding=1).reshape(size, -1).T  # (inner * 25, size)
+        x = torch.randn(1, 3, side, side, dtype=torch.float64)
+        t = layer.rescaling().repeat_interleave(side * side)
+        b = layer.bias.reshape(-1).repeat_interleave(side * side)
+        expected = x.reshape(-1) - 2 * A.T @ (t * torch.relu(A @ x.reshape(-1) + b))
+        torch.testing.assert_close(layer(x).reshape(-1), expected, rtol=1e-12, atol=1e-12)
+        before = layer.rescaling()
+        layer.q.add_(torch.tensor([3.0, -2.0], dtype=torch.float64))
+        torch.testing.assert_close(layer.rescaling(), before, rtol=1e-14, atol=0)  # exp(-q_i) exp(q_i) cancels
+
+
+def test_oracle_linear_layer_is_the_formula() -> None:
+    """``t_i = 1 / sum_j |W W^T|_ij exp(q_j - q_i)`` by explicit loops; ``q`` matters in dense layers."""
+    torch.manual_seed(0)
+    layer = OfficialLinearLayer(features=6, inner=4).double()
+    W, q = layer.weight.detach(), layer.q.detach()
+    t = [1 / sum(abs(float(W[i] @ W[j])) * math.exp(float(q[j] - q[i])) for j in range(4)) for i in range(4)]
+    x = torch.randn(2, 6, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(layer.rescaling(), torch.tensor(t, dtype=torch.float64), rtol=1e-12, atol=0)
+        expected = x - 2 * (torch.tensor(t, dtype=torch.float64) * torch.relu(x @ W.T + layer.bias)) @ W
+        torch.testing.assert_close(layer(x), expected, rtol=1e-12, atol=1e-12)
+        before = layer.rescaling()
+        layer.q.add_(torch.tensor([3.0, -2.0, 0.0, 1.0], dtype=torch.float64))
+        assert not torch.allclose(layer.rescaling(), before)
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

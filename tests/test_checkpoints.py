@@ -201,6 +201,13 @@ def test_mixed_dtypes(checkpoint: dict) -> None:
         load_backbone(checkpoint, config=CONFIG)
 
 
+def test_non_finite_weights(checkpoint: dict) -> None:
+    state = checkpoint["model_state_dict"]
+    state["module.model.linear.1.bias"][0, 3] = float("nan")  # the aliases share this tensor
+    with pytest.raises(ValueError, match=r"non-finite \(nan or inf\) values in dense\.0\.bias"):
+        load_backbone(checkpoint, config=CONFIG)
+
+
 def test_truncated_file(official: torch.nn.Module, tmp_path: Path) -> None:
     path = tmp_path / "model.ckpt-10.pth"
     save_official_checkpoint(official, path)

@@ -73,7 +73,7 @@ def official_to_backbone_state(obj: object, *, source: str = "<in-memory checkpo
 
     Accepts the prefixes of :data:`OFFICIAL_PREFIXES`. When the state uses both alias families
     (``convs``/``linear`` and ``base.1``/``base.2``, as official files do) every parameter must appear
-    under both and the two must be identical; a state with a single family is accepted as is.
+    under both and the two must be bitwise identical; a state with a single family is accepted as is.
 
     Raises:
         ValueError: not a checkpoint, keys that are not official LipSim parameters, a missing alias, or
@@ -107,12 +107,20 @@ def official_to_backbone_state(obj: object, *, source: str = "<in-memory checkpo
         (key_a, a), *rest = found.values()
         for key_b, b in rest:
             same = isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype == b.dtype and a.shape == b.shape
-            if not (same and torch.equal(a, b)):
+            if not (same and _bitwise_equal(a, b)):
                 raise ValueError(f"{source}: aliases {key_a} and {key_b} of parameter {our} disagree")
         if not isinstance(a, Tensor):
             raise ValueError(f"{source}: {key_a} must be a tensor, got {type(a).__name__}")
         result[our] = a
     return result
+
+
+def _bitwise_equal(a: Tensor, b: Tensor) -> bool:
+    """Same bits (so identical aliases holding nan still agree); ``a`` and ``b`` share dtype and shape."""
+    as_int = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}.get(a.element_size())
+    if as_int is None:  # e.g. complex128: no integer view; such tensors are rejected later anyway
+        return torch.equal(a, b)
+    return torch.equal(a.contiguous().view(as_int), b.contiguous().view(as_int))
 
 
 def _shape(state: Mapping[str, Tensor], prefix: str, name: str, *, source: str) -> tuple[int, ...]:

@@ -44,7 +44,7 @@ def load_state_strict(
     ``hint`` is appended to the error message (e.g. how key names were translated).
 
     Raises:
-        ValueError: non-tensor values, mixed or non-floating dtypes, or any missing key, unexpected
+        ValueError: non-tensor values, mixed or non-floating dtypes, non-finite values, or any missing key, unexpected
             key or shape mismatch; the message names ``source`` and lists the offending keys (first 20 of
             each kind, with counts).
     """
@@ -72,6 +72,9 @@ def load_state_strict(
             + "; ".join(problems)
             + (f" ({hint})" if hint else "")
         )
+    non_finite = [k for k in sorted(state, key=_natural) if not bool(torch.isfinite(state[k]).all())]
+    if non_finite:
+        raise ValueError(f"{source}: non-finite (nan or inf) values in {_listing(non_finite)}")
     backbone.to(dtype)
     backbone.load_state_dict(dict(state), strict=True)
     return backbone.eval()

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.attacks.apgd import apgd
+from lipsim_tm.attacks.budget import check_images, check_range
 from lipsim_tm.attacks.objectives import DistanceChange, DistanceFn, TwoAFCFlip
 from lipsim_tm.attacks.pgd import pgd
 from lipsim_tm.attacks.problem import AttackResult, Objective
@@ -61,6 +62,7 @@ def attack_2afc(
     """
     if perturb not in TWO_AFC_TARGETS:
         raise ValueError(f"perturb must be one of {TWO_AFC_TARGETS}, got {perturb!r}")
+    check_images((reference, x0, x1), ("reference", "x0", "x1"), *check_range(lo, hi))
     objective = TwoAFCFlip(distance_fn, reference, x0, x1)
     mask = (True, False, False) if perturb == "reference" else (True, True, True)
     common = {"eps": eps, "norm": norm, "steps": steps, "restarts": restarts, "lo": lo, "hi": hi}
@@ -88,8 +90,12 @@ def attack_distance(
 
     ``result.objective`` is the best distance (negated when minimising); ``success`` as in
     :class:`~lipsim_tm.attacks.objectives.DistanceChange`. Other arguments as in :func:`attack_2afc`.
-    The cosine-form distance has zero gradient at ``x == y``: use ``restarts >= 2`` there (random starts).
+    Without a threshold the attack runs all its steps (any improvement counts as success, so stopping at the
+    first one would waste the budget); with one it stops once every sample reaches it. The cosine-form
+    distance has zero gradient at ``x == y``: use ``restarts >= 2`` there (random starts).
     """
+    check_images((x, y), ("x", "y"), *check_range(lo, hi))
     objective = DistanceChange(distance_fn, x, y, maximize=maximize, threshold=threshold)
     common = {"eps": eps, "norm": norm, "steps": steps, "restarts": restarts, "lo": lo, "hi": hi}
+    options = {"stop_on_success": threshold is not None, **options}
     return _run(method, objective, (x,), (True,), {**common, "generator": generator, **options})

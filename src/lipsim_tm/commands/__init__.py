@@ -1,0 +1,1 @@
+"""Subcommands of the ``lipsim`` command line (see :mod:`lipsim_tm.cli`)."""

@@ -1,0 +1,46 @@
+"""``lipsim export``: inference weights (with metadata and sha256) from a training checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write the inference weights of a training checkpoint as an export file",
+        description=(
+            "Read a training checkpoint (checkpoints/checkpoint-<step>.pt written by 'lipsim train') and write "
+            "the student's weights in the export format the metrics load (configuration, weights, weights "
+            "sha256 and a training summary as metadata). Prints the export file's sha256."
+        ),
+    )
+    parser.add_argument("checkpoint", help="training checkpoint file, or a run's output folder (its latest checkpoint)")
+    parser.add_argument("output", help="export file to write (replaced atomically if it exists)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lipsim_tm.backbone import LipSimBackbone
+    from lipsim_tm.checkpoints import save_export
+    from lipsim_tm.checkpoints.export import config_from_dict
+    from lipsim_tm.training.checkpointing import CheckpointManager, load_training_checkpoint
+
+    path = Path(args.checkpoint)
+    if path.is_dir():
+        latest = CheckpointManager(path / "checkpoints").latest() or CheckpointManager(path).latest()
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint-<step>.pt in {path} or {path / 'checkpoints'}")
+        path = latest
+    state = load_training_checkpoint(path)
+    backbone = LipSimBackbone(config_from_dict(state["model_config"], source=str(path)))
+    backbone.load_state_dict(state["model"])
+    metadata = {
+        "training": {"checkpoint": str(path), "steps": state["step"], "epoch": state["epoch"]},
+        "config": state.get("config", {}),
+    }
+    digest = save_export(backbone, args.output, metadata=metadata)
+    print(f"{args.output} sha256={digest}")
+    return 0

@@ -1,0 +1,42 @@
+"""Fixtures of the trainer tests: one torch thread (the machine's cores are shared) and fixture folders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from training_fixtures import write_photos
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def photos_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 synthetic photos (PNG and JPEG, some nested), shared read-only by the tests of a session."""
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder, 8)
+    return folder
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """Environment for child processes: one thread each, fixtures importable, src on the path."""
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    paths = [str(Path(__file__).parent), str(REPO / "src"), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return env
+
+
+PYTHON = sys.executable

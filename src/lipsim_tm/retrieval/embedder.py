@@ -1,0 +1,73 @@
+"""The query map of retrieval: images -> (optionally normalised) embeddings, with its Lipschitz bound."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import Tensor
+
+from lipsim_tm.functional.normalization import check_normalization, check_sound_normalization, normalize_embedding
+
+
+class Embedder:
+    """``phi(x) = normalize(embed(x))``: images ``(N, ...)`` -> embeddings ``(N, D')``.
+
+    Args:
+        embed: images -> features ``(N, D)``, e.g. a :class:`~lipsim_tm.LipSimBackbone` or any callable.
+        normalization: ``"augment"`` (default, ``[v; 1] / ||[v; 1]||``) or ``"ball"``, both 1-Lipschitz, or
+            ``None`` when ``embed`` already returns the embeddings to compare. ``"plain"`` is refused (not
+            1-Lipschitz, no sound certificate).
+        lipschitz_bound: l2 Lipschitz bound of ``embed`` with respect to the images in the user's pixel
+            space (include any preprocessing's operator norm). Default: ``embed.lipschitz_bound`` when it
+            has one (as :class:`~lipsim_tm.LipSimBackbone` does), else ``None`` (no image-space radii).
+            The normalisations are 1-Lipschitz, so this also bounds ``phi``.
+    """
+
+    def __init__(
+        self,
+        embed: Callable[[Tensor], Tensor],
+        normalization: str | None = "augment",
+        lipschitz_bound: float | None = None,
+    ) -> None:
+        if not callable(embed):
+            raise TypeError(f"embed must be callable, got {type(embed).__name__}")
+        if normalization is not None:
+            check_sound_normalization(check_normalization(normalization), "certified retrieval")
+        if lipschitz_bound is None:
+            lipschitz_bound = getattr(embed, "lipschitz_bound", None)
+        self.embed, self.normalization = embed, normalization
+        self.lipschitz_bound = None if lipschitz_bound is None else check_lipschitz_bound(lipschitz_bound)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        """Embeddings ``(N, D')`` of ``images``; differentiable (usable by attacks)."""
+        features = self.embed(images)
+        if not isinstance(features, Tensor) or features.ndim != 2 or features.shape[0] != images.shape[0]:
+            got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
+            raise ValueError(f"embed must return a tensor of shape ({images.shape[0]}, D), got {got}")
+        return features if self.normalization is None else normalize_embedding(features, self.normalization)
+
+    def embed_batches(self, images: Tensor | Iterable[Tensor], batch_size: int = 64) -> Tensor:
+        """Embeddings of many images without gradients: a ``(N, ...)`` tensor cut into batches of
+        ``batch_size``, or an iterable of image batches (e.g. a DataLoader yielding tensors).
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batches = images.split(batch_size) if isinstance(images, Tensor) else images
+        outputs = []
+        with torch.no_grad():
+            for i, batch in enumerate(batches):
+                if not isinstance(batch, Tensor):
+                    raise TypeError(f"image batch {i} must be a torch.Tensor, got {type(batch).__name__}")
+                outputs.append(self(batch).detach())
+        if not outputs:
+            raise ValueError("images must hold at least one image")
+        return torch.cat(outputs)
+
+
+def check_lipschitz_bound(value: object) -> float:
+    """``value`` as a float, required positive and finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"lipschitz_bound must be a positive finite number or None, got {value!r}")
+    return float(value)

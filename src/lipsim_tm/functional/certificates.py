@@ -75,9 +75,15 @@ def all_images_radius(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, lipschitz: 
 
 
 def decision(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> tuple[Tensor, Tensor]:
-    """``(prefers_img1, tie)``, bool ``(N,)``: ``u_1 < u_0`` and ``u_1 == u_0``, compared in float64."""
-    u0, u1, _, _ = _pairwise(phi_ref, phi_0, phi_1)
-    return u1 < u0, u1 == u0
+    """``(prefers_img1, tie)``, bool ``(N,)``, from the float64 embedding distances ``u_0, u_1``.
+
+    A tie is ``|u_0 - u_1| <= slack``: below the floating-point allowance the order is decided by
+    rounding (identical images at different batch positions can differ by ~1e-7), so it counts as a
+    tie, never as a preference. Otherwise ``prefers_img1 = u_1 < u_0``.
+    """
+    u0, u1, _, slack = _pairwise(phi_ref, phi_0, phi_1)
+    tie = (u0 - u1).abs() <= slack
+    return (u1 < u0) & ~tie, tie
 
 
 def distance_interval(

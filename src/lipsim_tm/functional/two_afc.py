@@ -20,8 +20,9 @@ class TwoAFCResult(NamedTuple):
     """Outcome of :func:`two_afc` for ``N`` triplets.
 
     Attributes:
-        prefers_img1: bool ``(N,)``, ``d1 < d0`` (compared in float64 from the embeddings).
-        tie: bool ``(N,)``, ``d1 == d0``.
+        prefers_img1: bool ``(N,)``, ``d1 < d0`` (compared in float64 from the embeddings), never on a tie.
+        tie: bool ``(N,)``, ``d1 == d0`` up to the floating-point slack (see
+            :func:`~lipsim_tm.functional.certificates.decision`).
         d0, d1: ``(N,)`` distances reference-img0 and reference-img1 (at least float32, differentiable).
         radius_reference: float64 ``(N,)`` l2 radius in user pixels: no perturbation of the reference of
             smaller norm changes the decision.

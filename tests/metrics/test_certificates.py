@@ -36,7 +36,7 @@ def test_reference_radius_is_the_distance_to_the_bisecting_hyperplane(seed: int,
     got = reference_radius(r, p0, p1, lipschitz)
     slack = embedding_slack(dt) / lipschitz
     assert (got <= expected).all()
-    assert (got >= (expected - slack) * (1 - RELATIVE_SLACK) * (1 - 1e-12)).all()
+    assert (got >= (expected - slack) * (1 - RELATIVE_SLACK) - 1e-13).all()  # float64 arithmetic
     # projecting r onto the hyperplane makes a tie: the radius is exactly the distance needed
     moved = r64 - ((r64 * normal).sum(1) - offset)[:, None] * normal / normal.pow(2).sum(1, keepdim=True)
     torch.testing.assert_close((moved - a).norm(dim=1), (moved - b).norm(dim=1))

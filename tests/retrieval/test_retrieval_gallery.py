@@ -7,7 +7,7 @@ import torch
 
 from lipsim_tm import LipSimBackbone
 from lipsim_tm.functional.normalization import normalize_embedding
-from lipsim_tm.retrieval import Embedder, EmbeddingGallery, nearest_certified
+from lipsim_tm.retrieval import Embedder, EmbeddingGallery, PreparedGallery, nearest_certified
 from lipsim_tm.retrieval.gallery import FORMAT, VERSION
 
 
@@ -120,6 +120,10 @@ def test_bad_input(backbone):
         gallery.search(torch.ones(1, 4), k=0)
     with pytest.raises(ValueError, match="queries have dimension 3 but the gallery has dimension 4"):
         gallery.search(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="queries are on meta but the gallery is on cpu"):
+        PreparedGallery(torch.eye(4)).search(torch.ones(1, 4, device="meta"))
+    with pytest.raises(ValueError, match="gallery must be finite"):
+        nearest_certified(torch.ones(1, 2), torch.tensor([[0.0, float("nan")]]))
     with pytest.raises(ValueError, match="queries must be finite"):
         gallery.search(torch.full((1, 4), float("inf")))
     with pytest.raises(TypeError, match="queries must be a floating-point tensor"):

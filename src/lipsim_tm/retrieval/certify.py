@@ -47,61 +47,83 @@ class Neighbours:
     radius_topk: Tensor
 
 
-def _check(queries: Tensor, gallery: Tensor, k: int) -> None:
-    for name, value in (("queries", queries), ("gallery", gallery)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if value.ndim != 2 or value.shape[0] == 0:
-            raise ValueError(f"{name} must have shape (N, D) with N >= 1, got {tuple(value.shape)}")
-        if not value.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
-        if not torch.isfinite(value).all():
-            raise ValueError(f"{name} must be finite")
-    if queries.shape[1] != gallery.shape[1]:
-        raise ValueError(f"queries have dimension {queries.shape[1]} but the gallery has dimension {gallery.shape[1]}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= gallery.shape[0]:
-        raise ValueError(f"k must be an int in [1, {gallery.shape[0]}] (the gallery size), got {k!r}")
+def _check_matrix(name: str, value: object) -> None:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.ndim != 2 or value.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (N, D) with N >= 1, got {tuple(value.shape)}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} must be finite")
+
+
+class PreparedGallery:
+    """A gallery ``(M, D)`` checked once and kept in float64 with its squared norms, for repeated searches.
+
+    Holds a float64 copy of the gallery (twice the memory of float32 embeddings) on ``device``.
+    """
+
+    def __init__(self, gallery: Tensor, device: torch.device | str | None = None) -> None:
+        _check_matrix("gallery", gallery)
+        self.vectors = gallery.detach().to(device=device or gallery.device, dtype=torch.float64)
+        self.squared_norms = self.vectors.pow(2).sum(dim=1)
+        self.max_squared_norm = self.squared_norms.max().item()
+
+    def __len__(self) -> int:
+        return self.vectors.shape[0]
+
+    def search(self, queries: Tensor, k: int = 1, *, chunk_elements: int = 1 << 22) -> Neighbours:
+        """Top-``k`` items of each query ``(B, D)`` with conservative certified radii (module docstring).
+
+        Args:
+            queries: ``(B, D)`` query embeddings, made by the same map as the gallery, on the gallery's device.
+            k: number of neighbours, ``1 <= k <= M``.
+            chunk_elements: queries go in chunks of about this many ``(query, member, item)`` entries.
+        """
+        g, g_sq = self.vectors, self.squared_norms
+        if isinstance(queries, Tensor) and queries.device != g.device:
+            raise ValueError(f"queries are on {queries.device} but the gallery is on {g.device}")
+        _check_matrix("queries", queries)
+        if queries.shape[1] != g.shape[1]:
+            raise ValueError(f"queries have dimension {queries.shape[1]} but the gallery has dimension {g.shape[1]}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= g.shape[0]:
+            raise ValueError(f"k must be an int in [1, {g.shape[0]}] (the gallery size), got {k!r}")
+        q_all = queries.detach().to(torch.float64)
+        q_sq_all = q_all.pow(2).sum(dim=1)
+        dims = g.shape[1]
+        # Bound on every squared norm involved, and slacks bounding the rounding of numerators and denominators.
+        scale = max(1.0, self.max_squared_norm, q_sq_all.max().item()) * (1 + 1e-6)
+        slack_numerator = 10.0 * (dims + 4) * _U * scale
+        slack_denominator = 8.0 * (dims + 4) * _U * scale
+        rows = max(1, chunk_elements // (k * g.shape[0]))
+        parts = []
+        for start in range(0, q_all.shape[0], rows):
+            q, q_sq = q_all[start : start + rows], q_sq_all[start : start + rows]
+            distances = (q_sq[:, None] + g_sq[None, :] - 2.0 * (q @ g.T)) / 2.0  # (b, M)
+            top_d, top_i = torch.topk(distances, k, dim=1, largest=False, sorted=True)
+            gram = g[top_i] @ g.T  # (b, k, M)
+            den_sq = (g_sq[top_i][:, :, None] + g_sq[None, None, :] - 2.0 * gram).clamp_min(0.0) + slack_denominator
+            numerator = (distances[:, None, :] - top_d[:, :, None] - slack_numerator).clamp_min(0.0)
+            ratio = numerator / den_sq.sqrt()  # (b, k, M): pair radii of member i against item j
+            in_set = torch.zeros_like(distances, dtype=torch.bool).scatter_(1, top_i, True)
+            is_top1 = torch.zeros_like(in_set).scatter_(1, top_i[:, :1], True)
+            top1 = ratio[:, 0, :].masked_fill(is_top1, torch.inf)
+            topk = ratio.masked_fill(in_set[:, None, :], torch.inf)
+            parts.append((top_i, top_d, top1.amin(dim=1), topk.flatten(1).amin(dim=1)))
+        indices, dists, top1_radii, topk_radii = (torch.cat(p) for p in zip(*parts, strict=True))
+        return Neighbours(
+            indices=indices,
+            distances=dists,
+            radius_top1=top1_radii * _RESULT_SHRINK,
+            radius_topk=topk_radii * _RESULT_SHRINK,
+        )
 
 
 def nearest_certified(queries: Tensor, gallery: Tensor, k: int = 1, *, chunk_elements: int = 1 << 22) -> Neighbours:
-    """Top-``k`` gallery items of each query with conservative certified radii (see the module docstring).
+    """Top-``k`` items of ``gallery (M, D)`` for ``queries (B, D)`` with certified radii in embedding space.
 
-    Args:
-        queries: ``(B, D)`` query embeddings.
-        gallery: ``(M, D)`` gallery embeddings (same map as the queries).
-        k: number of neighbours, ``1 <= k <= M``.
-        chunk_elements: queries are processed in chunks of about this many ``(query, member, item)`` entries.
-
-    Returns:
-        :class:`Neighbours` on the queries' device.
+    One-off form of :meth:`PreparedGallery.search` (the gallery is prepared on the queries' device).
     """
-    _check(queries, gallery, k)
-    g = gallery.detach().to(device=queries.device, dtype=torch.float64)
-    g_sq = g.pow(2).sum(dim=1)
-    q_all = queries.detach().to(torch.float64)
-    q_sq_all = q_all.pow(2).sum(dim=1)
-    dims = g.shape[1]
-    # Bound on every squared norm involved, and the slacks bounding the rounding of numerators and denominators.
-    scale = max(1.0, g_sq.max().item(), q_sq_all.max().item()) * (1 + 1e-6)
-    slack_numerator = 10.0 * (dims + 4) * _U * scale
-    slack_denominator = 8.0 * (dims + 4) * _U * scale
-    rows = max(1, chunk_elements // (k * g.shape[0]))
-    parts = []
-    for start in range(0, q_all.shape[0], rows):
-        q, q_sq = q_all[start : start + rows], q_sq_all[start : start + rows]
-        distances = (q_sq[:, None] + g_sq[None, :] - 2.0 * (q @ g.T)) / 2.0  # (b, M)
-        top_d, top_i = torch.topk(distances, k, dim=1, largest=False, sorted=True)
-        members = g[top_i]  # (b, k, D)
-        gram = members @ g.T  # (b, k, M)
-        den_sq = (g_sq[top_i][:, :, None] + g_sq[None, None, :] - 2.0 * gram).clamp_min(0.0) + slack_denominator
-        numerator = (distances[:, None, :] - top_d[:, :, None] - slack_numerator).clamp_min(0.0)
-        ratio = numerator / den_sq.sqrt()  # (b, k, M): pair radii of member i against item j
-        in_set = torch.zeros_like(distances, dtype=torch.bool).scatter_(1, top_i, True)
-        is_top1 = torch.zeros_like(in_set).scatter_(1, top_i[:, :1], True)
-        top1 = ratio[:, 0, :].masked_fill(is_top1, torch.inf)
-        topk = ratio.masked_fill(in_set[:, None, :], torch.inf)
-        parts.append((top_i, top_d, top1.amin(dim=1), topk.flatten(1).amin(dim=1)))
-    indices, dists, r1, rk = (torch.cat(p) for p in zip(*parts, strict=True))
-    return Neighbours(
-        indices=indices, distances=dists, radius_top1=r1 * _RESULT_SHRINK, radius_topk=rk * _RESULT_SHRINK
-    )
+    _check_matrix("queries", queries)
+    return PreparedGallery(gallery, queries.device).search(queries, k, chunk_elements=chunk_elements)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.functional.normalization import SOUND_NORMALIZATIONS
-from lipsim_tm.retrieval.certify import nearest_certified
+from lipsim_tm.retrieval.certify import PreparedGallery
 from lipsim_tm.retrieval.embedder import Embedder, check_lipschitz_bound
 
 FORMAT = "lipsim-tm/embedding-gallery"
@@ -49,6 +49,8 @@ class EmbeddingGallery:
         embeddings: ``(M, D)`` finite floating-point gallery embeddings.
         lipschitz_bound: l2 Lipschitz bound of images -> query embeddings (pixel space), or ``None``.
         normalization: the normalisation the embeddings were made with (recorded only), or ``None``.
+
+    Treat ``embeddings`` as read-only: searches reuse a float64 copy prepared at the first search.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class EmbeddingGallery:
         if normalization is not None and normalization not in SOUND_NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {SOUND_NORMALIZATIONS} or None, got {normalization!r}")
         self.embeddings = embeddings.detach()
+        self._prepared: PreparedGallery | None = None
         self.lipschitz_bound = None if lipschitz_bound is None else check_lipschitz_bound(lipschitz_bound)
         self.normalization = normalization
 
@@ -83,8 +86,14 @@ class EmbeddingGallery:
         )
 
     def search(self, queries: Tensor, k: int = 1) -> RetrievalResult:
-        """Top-``k`` items for query embeddings ``(B, D)`` (made by the gallery's map) with certified radii."""
-        found = nearest_certified(queries, self.embeddings, k)
+        """Top-``k`` items for query embeddings ``(B, D)`` (made by the gallery's map) with certified radii.
+
+        The first search (or one from another device) prepares a float64 copy of the gallery, reused after.
+        """
+        device = queries.device if isinstance(queries, Tensor) else self.embeddings.device
+        if self._prepared is None or self._prepared.vectors.device != device:
+            self._prepared = PreparedGallery(self.embeddings, device)
+        found = self._prepared.search(queries, k)
         bound = self.lipschitz_bound
         return RetrievalResult(
             indices=found.indices,

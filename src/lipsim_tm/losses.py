@@ -9,7 +9,7 @@ from torch.nn.modules.loss import _Loss
 from lipsim_tm.backbone import LipSimBackbone
 from lipsim_tm.frozen import FrozenBackbone
 from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings, reduce
-from lipsim_tm.functional.embedding import check_same_device, check_same_shape, embed, preprocessing_for
+from lipsim_tm.functional.embedding import check_same_shape, embed, preprocessing_for
 from lipsim_tm.functional.normalization import check_normalization
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.weights import Weights, resolve_backbone
@@ -57,9 +57,10 @@ class LipSimLoss(_Loss):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Distance between ``x[i]`` and ``y[i]``, reduced; at least float32."""
-        self.prep.check(x, "x")
-        self.prep.check(y, "y")
+        for name, value in (("x", x), ("y", y)):
+            if isinstance(value, Tensor) and value.device != self.net.device:
+                raise ValueError(f"{name} is on {value.device} but the loss's network is on {self.net.device}")
+            self.prep.check(value, name)
         check_same_shape(x=x, y=y)
-        check_same_device(x=x, y=y, network=torch.empty(0, device=self.net.device))
         phi_x, phi_y = embed(self.net, torch.cat([x, y]), self.prep, self.net.dtype, self.normalization).chunk(2)
         return reduce(distance_from_embeddings(phi_x, phi_y, self.distance), self.reduction)

@@ -59,17 +59,16 @@ class LipSimMetricBase(Metric):
         return unwrap_frozen(self.net).backbone
 
     def _check_images(self, **images: Tensor) -> None:
-        """Validate named image batches (types, shape, range, device) before any state changes."""
-        for name, value in images.items():
-            self.prep.check(value, name)
-        check_same_shape(**images)
+        """Validate named image batches (device, type, shape, values) before any state changes."""
         device = unwrap_frozen(self.net).device
         for name, value in images.items():
-            if value.device != device:
+            if isinstance(value, Tensor) and value.device != device:
                 raise ValueError(
                     f"{name} is on {value.device} but the metric's network is on {device};"
                     f" call metric.to({name}.device)"
                 )
+            self.prep.check(value, name)
+        check_same_shape(**images)
 
     def _embed(self, images: Tensor) -> Tensor:
         """Normalised embeddings ``(N, D')`` of validated images, in one forward pass."""

@@ -62,6 +62,8 @@ def test_no_attack_flips_a_decision_within_its_certified_radius(lipsim, method):
     assert not result.success.any()
     assert (result.objective < 0).all()
     assert (result.objective > result.clean_objective).all()  # the attack did push towards the boundary
+    # The same attack does flip them all with a larger budget (random-init certificates are ~30x loose here).
+    assert attack_2afc(distance, reference, x0, x1, eps=radius * 40, method=method, steps=15).success.all()
     # On a grid of budgets, every flip found is of a decision whose radius is at most the budget.
     for eps in (0.01, 0.05, 0.2):
         result = attack_2afc(distance, reference, x0, x1, eps=eps, method=method, steps=10)

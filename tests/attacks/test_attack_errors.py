@@ -31,6 +31,8 @@ Y = torch.full((2, 1, 4, 4), 0.25)
         ({"eps": 0.1, "steps": 0}, ValueError, "steps must be an int"),
         ({"eps": 0.1, "restarts": 0}, ValueError, "restarts must be an int"),
         ({"eps": 0.1, "lo": 1.0, "hi": 0.0}, ValueError, "lo must be < hi"),
+        ({"eps": 0.1, "hi": float("inf")}, ValueError, "hi must be finite"),
+        ({"eps": 0.1, "lo": "0"}, TypeError, "lo must be a number"),
         ({"eps": 0.1, "hi": 0.4}, ValueError, r"x must lie in the valid range \[lo, hi\] = \[0.0, 0.4\]"),
         ({"eps": 0.1, "generator": "seed"}, TypeError, "generator must be"),
     ],

@@ -9,6 +9,7 @@ budget holds for the returned tensors themselves, not only up to rounding.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -32,8 +33,10 @@ def check_norm(norm: object) -> str:
 def check_range(lo: object, hi: object) -> tuple[float, float]:
     """The valid pixel range ``(lo, hi)`` as floats, with ``lo < hi`` both finite."""
     for name, value in (("lo", lo), ("hi", hi)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not torch.isfinite(torch.tensor(value)):
-            raise TypeError(f"{name} must be a finite number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
     if not lo < hi:  # type: ignore[operator]
         raise ValueError(f"lo must be < hi, got lo={lo!r}, hi={hi!r}")
     return float(lo), float(hi)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
 
 from lipsim_tm.backbone import LipSimBackbone
 from lipsim_tm.frozen import FrozenBackbone, unwrap_frozen
@@ -14,6 +15,13 @@ from lipsim_tm.functional.embedding import check_same_shape, embed, preprocessin
 from lipsim_tm.functional.normalization import check_normalization
 from lipsim_tm.functional.preprocessing import DataRange, input_operator_norm
 from lipsim_tm.weights import Weights, resolve_backbone
+
+
+def cat_state(state: list[Tensor] | Tensor, device: torch.device) -> Tensor:
+    """A ``"cat"`` state as one 1-D tensor: a list before a sync (empty: a 0-length float32 tensor), a tensor after."""
+    if isinstance(state, Tensor):
+        return state
+    return dim_zero_cat(state) if state else torch.zeros(0, device=device)
 
 
 class LipSimMetricBase(Metric):

@@ -8,13 +8,12 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics.utilities.data import dim_zero_cat
 
 from lipsim_tm.functional.certificates import all_images_radius, decision, reference_radius
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
 from lipsim_tm.functional.normalization import check_normalization, check_sound_normalization
 from lipsim_tm.functional.preprocessing import DataRange
-from lipsim_tm.metrics.base import LipSimMetricBase
+from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
 from lipsim_tm.weights import Weights
 
 #: The paper's budgets in [0, 1] pixels; scaled by the data range's span when ``epsilons=None``.
@@ -143,8 +142,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         result.update({key: everything[i] for i, key in enumerate(self.keys_all)})
         if self.per_sample:
             for key in PER_SAMPLE_KEYS:
-                values = getattr(self, key)
-                result[key] = dim_zero_cat(values) if values else torch.zeros(0, device=self.total.device)
+                result[key] = cat_state(getattr(self, key), self.total.device)
         return result
 
     def plot(self, val: Any = None, ax: Any = None) -> Any:

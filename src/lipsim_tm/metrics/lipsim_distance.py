@@ -6,14 +6,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics.utilities.data import dim_zero_cat
 
 from lipsim_tm.functional.certificates import distance_interval
 from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings
 from lipsim_tm.functional.normalization import check_sound_normalization
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.functional.two_afc import check_eps, check_perturbed
-from lipsim_tm.metrics.base import LipSimMetricBase
+from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
 from lipsim_tm.weights import Weights
 
 
@@ -118,8 +117,8 @@ class LipSimDistance(LipSimMetricBase):
         """The reduced distance, or ``{"distance", "half_width"}`` with ``certify_eps``. NaN (mean) before data."""
         dtype = self._result_dtype()
         if self.reduction == "none":
-            value = dim_zero_cat(self.values).to(dtype) if self.values else torch.zeros(0, dtype=dtype)
-            half = dim_zero_cat(self.half_widths).to(dtype) if self.half_widths else torch.zeros(0, dtype=dtype)
+            value = cat_state(self.values, self.total.device).to(dtype)
+            half = cat_state(self.half_widths, self.total.device).to(dtype)
         elif self.reduction == "sum":
             value, half = self.sum_distance.to(dtype), self.sum_half_width.to(dtype)
         else:
@@ -131,7 +130,7 @@ class LipSimDistance(LipSimMetricBase):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Batch value with gradients to the inputs; accumulates the batch (detached) into the global state."""
         value = super().forward(*args, **kwargs)
-        if self.reduction == "none":
+        if self.reduction == "none" and isinstance(self.values, list):
             # torchmetrics concatenates list states as they are: drop the batch graph so memory stays flat.
             self.values = [v.detach() for v in self.values]
         return value

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from lipsim_tm.attacks import attack_2afc, attack_distance
+from lipsim_tm.attacks.apgd import checkpoints
 
 
 @pytest.fixture(autouse=True)
@@ -86,3 +87,14 @@ def test_attacks_flip_an_unconstrained_network_metric_at_small_budgets(norm, eps
     assert result.success.float().mean() >= 0.875
     all_three = attack_2afc(distance, reference, x0, x1, eps=eps, norm=norm, perturb="all", method=method, steps=20)
     assert all_three.success.float().mean() >= 0.875
+
+
+def test_apgd_checkpoints_follow_the_paper():
+    # Croce & Hein (2020): p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06) from p_1 = 0.22, times the step count.
+    assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+    assert checkpoints(2) == [1]
+    for steps in (5, 37, 500):
+        marks = checkpoints(steps)
+        assert marks == sorted(set(marks))
+        assert marks[0] > 0
+        assert marks[-1] < steps

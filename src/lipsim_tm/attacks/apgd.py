@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -16,15 +15,19 @@ _RHO = 0.75  # a step size is kept only if at least this fraction of the steps s
 
 
 def checkpoints(steps: int) -> list[int]:
-    """Iterations ``w_j`` at which APGD may halve its step size.
+    """Iterations ``w_j < steps`` at which APGD may halve its step size.
 
-    ``p_0 = 0``, ``p_1 = 0.22``, ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``; ``w_j = ceil(p_j * steps)``
-    for ``0 < p_j <= 1`` (deduplicated, increasing).
+    The paper's ``p_0 = 0``, ``p_1 = 0.22``, ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``, ``w_j = p_j steps``,
+    in integer arithmetic as in the authors' code: first interval ``int(0.22 steps)``, each next one shorter by
+    ``int(0.03 steps)`` down to ``int(0.06 steps)`` (each at least 1). For 100 steps: 22, 41, 57, 70, 80, 87, 93, 99.
     """
-    fractions = [0.0, 0.22]
-    while fractions[-1] + max(fractions[-1] - fractions[-2] - 0.03, 0.06) <= 1.0:
-        fractions.append(fractions[-1] + max(fractions[-1] - fractions[-2] - 0.03, 0.06))
-    return sorted({math.ceil(p * steps) for p in fractions[1:]} - {0})
+    interval = max(int(0.22 * steps), 1)
+    decrease, shortest = max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+    marks = []
+    while (marks[-1] if marks else 0) + interval < steps:
+        marks.append((marks[-1] if marks else 0) + interval)
+        interval = max(interval - decrease, shortest)
+    return marks
 
 
 def apgd(

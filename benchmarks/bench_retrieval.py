@@ -5,7 +5,7 @@
 Random unit-norm float32 embeddings stand in for LipSim ones (``dim`` 1793 = the ``small`` model's 1792
 features + the ``augment`` coordinate); the backbone forward is not included (see bench_backbone.py).
 Two paths per (gallery size, k): ``certified`` is ``EmbeddingGallery.search`` (float64 distances, top-k,
-top-1 and top-k-set radii); ``topk_only`` is a plain float32 ``cdist``-free top-k by ``q @ g.T`` for
+top-1 and top-k-set radii); ``topk_only`` is a plain float32 top-k of ``q @ g.T``, uncertified, for
 reference. Writes benchmarks/results/retrieval.json and prints a markdown table.
 """
 

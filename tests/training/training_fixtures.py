@@ -129,3 +129,17 @@ class LinearTeacher(nn.Module):
 def make_teacher() -> LinearTeacher:
     """Factory used by the CLI tests (``--teacher training_fixtures:make_teacher``)."""
     return LinearTeacher()
+
+
+class SlowTeacher(LinearTeacher):
+    """:class:`LinearTeacher` that sleeps on every call, so a test can kill a run between checkpoints."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        import time
+
+        time.sleep(0.25)
+        return super().forward(x)
+
+
+def make_slow_teacher() -> SlowTeacher:
+    return SlowTeacher()

@@ -84,11 +84,15 @@ def barrier(context: DistributedContext) -> None:
 
 
 def wrap_model(model: nn.Module, context: DistributedContext) -> nn.Module:
-    """``model`` wrapped in DistributedDataParallel for multi-process runs, unchanged otherwise."""
+    """``model`` wrapped in DistributedDataParallel for multi-process runs, unchanged otherwise.
+
+    ``find_unused_parameters`` is on: the conv layers' ``q`` (kept for checkpoint compatibility)
+    has no effect on the output by default and so never receives a gradient.
+    """
     if not context.distributed:
         return model
     device_ids = [context.device.index] if context.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids)
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -264,6 +264,13 @@ def train(
     if saved_step != step:
         result.last_checkpoint = checkpoint() or result.last_checkpoint
     result.step, result.epoch = step, epoch
+    evaluated = bool(result.evaluations) and result.evaluations[-1]["step"] == step
+    if evaluate is not None and not result.interrupted and not evaluated:  # a run stopped by max_steps mid-epoch
+        if context.is_main:
+            metrics = {"step": step, "epoch": epoch, **evaluate(model)}
+            result.evaluations.append(metrics)
+            eval_logger.log(metrics)
+        barrier(context)
     if not result.interrupted and context.is_main:
         metadata = {
             "training": {

@@ -61,11 +61,6 @@ def normalize_embedding(features: Tensor, normalization: str = "augment") -> Ten
     return _MAPS[normalization](features)
 
 
-def embedding_dim(features_dim: int, normalization: str) -> int:
-    """Width of the normalised embedding for backbone features of width ``features_dim``."""
-    return features_dim + 1 if check_normalization(normalization) == "augment" else features_dim
-
-
 def at_least_float32(x: Tensor) -> Tensor:
     """``x`` upcast to float32 when it is float16/bfloat16 (accumulation is at least float32)."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

@@ -2,7 +2,7 @@
 
 The map is ``x -> resize((x - low) / (high - low))``, with optional grey-to-RGB channel replication.
 It is affine; its linear part has l2 operator norm
-``resize_norm * sqrt(replication) / (high - low)`` (see :func:`preprocessing_norm`), and every
+``resize_norm * sqrt(replication) / (high - low)`` (see :func:`input_operator_norm`), and every
 certificate stated in the user's pixel space divides by it.
 """
 
@@ -97,10 +97,6 @@ class Preprocessing:
         if x.shape[1] != self.channels:
             x = x.expand(-1, self.channels, -1, -1)
         return x
-
-    def operator_norm(self, height: int, width: int) -> float:
-        """l2 operator norm of the linear part of this map for ``height x width`` inputs."""
-        return preprocessing_norm(self, height, width)
 
 
 def check_images(images: object, name: str, prep: Preprocessing) -> Tensor:

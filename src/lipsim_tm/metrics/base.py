@@ -11,9 +11,9 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from lipsim_tm.backbone import LipSimBackbone
 from lipsim_tm.frozen import FrozenBackbone, unwrap_frozen
-from lipsim_tm.functional.embedding import check_same_shape, embed, preprocessing_for
+from lipsim_tm.functional.embedding import check_same_shape, embed, lipschitz_constant, preprocessing_for
 from lipsim_tm.functional.normalization import check_normalization
-from lipsim_tm.functional.preprocessing import DataRange, input_operator_norm
+from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.weights import Weights, resolve_backbone
 
 
@@ -84,7 +84,7 @@ class LipSimMetricBase(Metric):
 
     def _lipschitz(self, images: Tensor) -> float:
         """Lipschitz bound (user pixels) of the embedding for this batch's size."""
-        return self.backbone.lipschitz_bound * input_operator_norm(self.prep, images)
+        return lipschitz_constant(self.backbone, self.prep, images)
 
     def _result_dtype(self) -> torch.dtype:
         return torch.promote_types(unwrap_frozen(self.net).dtype, torch.float32)

@@ -140,7 +140,7 @@ def test_finetune_cli_on_nights_and_bapps_fixtures(tmp_path):
     assert code == 0
     _, metadata = load_export(tmp_path / "ft_bapps" / "export.pt")
     assert (
-        metadata["training"]["evaluations"][-1]["certified_2afc@0.0100"]
+        metadata["training"]["evaluations"][-1]["certified_2afc@0.01"]
         <= metadata["training"]["evaluations"][-1]["2afc"]
     )
 

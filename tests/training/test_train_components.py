@@ -100,14 +100,17 @@ def test_triplet_scores_and_certified_radius():
     assert float(certified_radius(ref, phi0, phi1)) == pytest.approx(float(expected), rel=1e-12)
 
 
-def test_functional_evaluation_matches_a_direct_computation(photos_dir):
+def test_evaluation_functional_and_metric_agree_with_a_direct_computation(photos_dir):
     from lipsim_tm.data import Synthetic2AFCDataset
+    from lipsim_tm.training.evaluation import metric_2afc_evaluation
 
     torch.manual_seed(0)
     backbone = LipSimBackbone("tiny32")
     dataset = Synthetic2AFCDataset(photos_dir, image_size=32, length=12, seed=0)
-    result = functional_2afc_evaluation(backbone, dataset, radii=(0.0, 0.01, 10.0), batch_size=5)
-    agree = []
+    radii = (0.0, 0.01, 10.0)
+    functional = functional_2afc_evaluation(backbone, dataset, radii=radii, batch_size=5)
+    metric = metric_2afc_evaluation(backbone, dataset, radii=radii, batch_size=5)
+    agree, certified = [], {eps: [] for eps in radii}
     for i in range(12):
         ref, img0, img1, p = dataset[i]
         with torch.no_grad():
@@ -116,9 +119,17 @@ def test_functional_evaluation_matches_a_direct_computation(photos_dir):
         phi = phi / phi.norm(dim=1, keepdim=True)
         d0, d1 = 1 - phi[0] @ phi[1], 1 - phi[0] @ phi[2]
         agree.append(float((d0 < d1) * (1 - p) + (d1 < d0) * p))
-    assert result["2afc"] == pytest.approx(np.mean(agree), abs=1e-6)
-    assert result["certified_2afc@0.0000"] <= result["2afc"]
-    assert result["certified_2afc@10.0000"] == 0.0  # beyond any possible radius (<= 2 / L)
+        # Distance from phi[0] to the bisecting hyperplane of phi[1], phi[2], by projection.
+        normal = (phi[2] - phi[1]) / (phi[2] - phi[1]).norm()
+        radius = abs(float((phi[0] - (phi[1] + phi[2]) / 2) @ normal))
+        for eps in radii:
+            certified[eps].append(float((d1 < d0) == (p > 0.5)) * (radius > eps))
+    for result in (functional, metric):
+        assert result["2afc"] == pytest.approx(np.mean(agree), abs=1e-6)
+        for eps in radii:
+            assert result[f"certified_2afc@{eps:.4g}"] == pytest.approx(np.mean(certified[eps]), abs=1e-6)
+    assert metric["certified_2afc@10"] == 0.0  # beyond any possible radius
+    assert backbone.training  # evaluation restores the mode
     with pytest.raises(ValueError, match="1-Lipschitz normalization"):
         functional_2afc_evaluation(backbone, dataset, normalization="plain", radii=(0.1,))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _helpers import dense_resize_norm, images, pgd_l2, reference_phi, tiny, triplets
 from hypothesis import given
 from hypothesis import strategies as st
+from metrics_helpers import dense_resize_norm, images, pgd_l2, reference_phi, tiny, triplets
 
 from lipsim_tm.functional import certified_distance_interval, normalize_embedding, two_afc
 from lipsim_tm.functional.certificates import (

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from _helpers import tiny, triplets
+from metrics_helpers import tiny, triplets
 from torch import nn
 
 from lipsim_tm.functional import two_afc

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from _helpers import images, triplets
+from metrics_helpers import images, triplets
 
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
 

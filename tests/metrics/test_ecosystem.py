@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 import torch
-from _helpers import images, tiny, triplets
+from metrics_helpers import images, tiny, triplets
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.wrappers import FeatureShare

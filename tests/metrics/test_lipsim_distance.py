@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from _helpers import images, tiny
+from metrics_helpers import images, tiny
 from torch import nn
 
 from lipsim_tm.functional import certified_distance_interval, lipsim_distance

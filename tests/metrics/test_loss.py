@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _helpers import images, tiny
+from metrics_helpers import images, tiny
 
 from lipsim_tm.functional import lipsim_distance
 from lipsim_tm.losses import LipSimLoss

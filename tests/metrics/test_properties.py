@@ -6,9 +6,9 @@ import math
 import warnings
 
 import torch
-from _helpers import triplets
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from metrics_helpers import triplets
 
 from lipsim_tm.functional import two_afc
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance

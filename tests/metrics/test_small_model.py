@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _helpers import triplets
+from metrics_helpers import triplets
 
 from lipsim_tm.functional import two_afc
 from lipsim_tm.metrics import Certified2AFCAccuracy

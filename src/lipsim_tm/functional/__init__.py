@@ -1,4 +1,18 @@
-"""Functional LipSim API: embeddings, distances, 2AFC decisions and their certificates."""
+"""Functional LipSim API: embeddings, distances, 2AFC decisions and their certificates.
+
+Guarantees (``L`` = backbone Lipschitz bound x l2 operator norm of the preprocessing, so every
+statement is in the caller's pixel units; normalisation ``"augment"`` or ``"ball"``):
+
+- embeddings: ``||phi(x) - phi(x')|| <= L ||x - x'||`` (:func:`lipsim_embedding`);
+- ``"l2"`` distance: ``|d(x', y) - d(x, y)| <= L ||x' - x||``; ``"cosine"`` (``1 - cos``) with
+  ``"augment"``: the same bound; ``"cosine"`` with ``"ball"`` (squared-l2 / 2): the interval of
+  :func:`certified_distance_interval`;
+- 2AFC: no perturbation of the reference of l2 norm below ``radius_reference`` (of each image below
+  ``radius_all``) changes the decision (:func:`two_afc`); ties have radius 0.
+
+``"plain"`` (``v / ||v||``) is accepted by the uncertified functions only. Networks named by
+``weights`` are built once and cached per device (:mod:`lipsim_tm.weights`).
+"""
 
 from lipsim_tm.functional.distance import DISTANCES, REDUCTIONS, distance_from_embeddings, lipsim_distance
 from lipsim_tm.functional.embedding import lipsim_embedding

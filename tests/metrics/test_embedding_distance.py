@@ -80,3 +80,15 @@ def test_bad_inputs() -> None:
         distance_from_embeddings(v, v[0])
     with pytest.raises(TypeError, match="phi_a must be a floating-point"):
         distance_from_embeddings(v.int(), v)
+
+
+def test_functional_calls_validate_their_options_before_running_the_network() -> None:
+    from lipsim_tm.functional import lipsim_distance, lipsim_embedding
+
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        lipsim_embedding(x, weights="random:tiny32", normalization="l2")
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        lipsim_distance(x, x, weights="random:tiny32", normalization="unit")
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        lipsim_distance(x, x, weights="random:tiny32", reduction="avg")

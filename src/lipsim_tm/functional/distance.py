@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.functional.embedding import embed, setup_call
-from lipsim_tm.functional.normalization import at_least_float32
+from lipsim_tm.functional.normalization import at_least_float32, check_normalization
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.weights import Weights
 
@@ -92,6 +92,7 @@ def lipsim_distance(
     in one forward pass. Guarantee: see :func:`~lipsim_tm.functional.certified_distance_interval`.
     """
     distance, reduction = check_distance(distance), check_reduction(reduction)
+    check_normalization(normalization)
     backbone, prep = setup_call({"x": x, "y": y}, weights, data_range, grayscale, interpolation, antialias)
     phi = embed(backbone, torch.cat([x, y]), prep, next(backbone.parameters()).dtype, normalization)
     phi_x, phi_y = phi.chunk(2)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.backbone import LipSimBackbone
-from lipsim_tm.functional.normalization import at_least_float32, normalize_embedding
+from lipsim_tm.functional.normalization import at_least_float32, check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange, Preprocessing, input_operator_norm
 from lipsim_tm.weights import Weights, cached_backbone
 
@@ -86,6 +86,7 @@ def lipsim_embedding(
     Guarantee (``"augment"``/``"ball"``): ``||phi(x) - phi(y)|| <= L ||x - y||`` with
     ``L = backbone.lipschitz_bound * ||preprocessing||`` (see :func:`lipschitz_constant`).
     """
+    check_normalization(normalization)
     if not isinstance(images, Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
     backbone = functional_backbone(weights, images.device)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import PYTHON
+from lipsim_tm.checkpoints import load_export
 
 ENTRY = Path(__file__).parent / "ddp_entry.py"
 
@@ -54,3 +56,20 @@ def _fresh_state() -> dict[str, torch.Tensor]:
 
     seed_everything(3)
     return LipSimBackbone("tiny32").double().state_dict()
+
+
+@pytest.mark.slow
+def test_cli_under_torchrun_matches_the_cli_on_one_process(tmp_path, photos_dir, subprocess_env):
+    args = ["train", "distill", "--data-dir", str(photos_dir), "--teacher", "training_fixtures:make_teacher",
+            "--model", "tiny32", "--dtype", "float64", "--batch-size", "4", "--epochs", "2", "--warmup-steps", "1",
+            "--device", "cpu", "--no-progress"]  # fmt: skip
+    subprocess.run([PYTHON, "-m", "lipsim_tm.cli", *args, "--output-dir", str(tmp_path / "one")],
+                   env=subprocess_env, check=True, timeout=300)  # fmt: skip
+    torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lipsim_tm.cli"]
+    subprocess.run([*torchrun, *args, "--output-dir", str(tmp_path / "two")],
+                   env=subprocess_env, check=True, timeout=300)  # fmt: skip
+    one, _ = load_export(tmp_path / "one" / "export.pt")
+    two, meta = load_export(tmp_path / "two" / "export.pt")
+    assert meta["training"]["world_size"] == 2
+    for (name, a), (_, b) in zip(one.state_dict().items(), two.state_dict().items(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12), name

@@ -108,6 +108,22 @@ def mean_over_ranks(value: torch.Tensor, context: DistributedContext) -> torch.T
     return value
 
 
+def check_ranks_in_sync(model: nn.Module, context: DistributedContext) -> None:
+    """Raise ``RuntimeError`` naming the first parameter that differs between rank 0 and any other rank.
+
+    Every rank gathers every rank's parameters (exact comparison), so use it once per run, not per step.
+    """
+    if not context.distributed:
+        return
+    for name, param in model.named_parameters():
+        local = param.detach().contiguous()
+        gathered = [torch.empty_like(local) for _ in range(context.world_size)]
+        dist.all_gather(gathered, local)
+        for rank, other in enumerate(gathered[1:], start=1):
+            if not torch.equal(gathered[0], other):
+                raise RuntimeError(f"parameter {name!r} differs between rank 0 and rank {rank}: the ranks diverged")
+
+
 def any_rank(flag: bool, context: DistributedContext) -> bool:
     """True on every rank if ``flag`` is true on any rank (so all ranks stop at the same step)."""
     if not context.distributed:
@@ -121,6 +137,7 @@ __all__ = [
     "DistributedContext",
     "any_rank",
     "barrier",
+    "check_ranks_in_sync",
     "init_distributed",
     "mean_over_ranks",
     "resolve_device",

@@ -36,6 +36,7 @@ from lipsim_tm.training.distributed import (
     DistributedContext,
     any_rank,
     barrier,
+    check_ranks_in_sync,
     mean_over_ranks,
     unwrap_model,
     wrap_model,
@@ -261,6 +262,7 @@ def train(
         raise
     finally:
         bar.close()
+    check_ranks_in_sync(model, context)
     if saved_step != step:
         result.last_checkpoint = checkpoint() or result.last_checkpoint
     result.step, result.epoch = step, epoch

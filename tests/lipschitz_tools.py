@@ -298,6 +298,25 @@ def _measure_backbone_detection(seeds: int = 4) -> None:
                 print(f"  {method:7s}", " ".join(f"{f}:{c}/{seeds}" for f, c in zip(factors, row, strict=True)))
 
 
+def _measure_critical_factors(seeds: int = 20) -> None:
+    """Print critical factors ``1 / lambda`` at init for the layer shapes of ``small`` and ``tiny32``."""
+    cases = [
+        ("SLLConv2d(45, 5), plane", lambda: SLLConv2d(45, 5), lambda m, t: conv_gram_lambda_max_plane(m, t)),
+        ("SLLConv2d(45, 5), 6x6", lambda: SLLConv2d(45, 5), lambda m, t: sll_gram_lambda_max(m, t, 6)),
+        ("SLLLinear(512, 64)", lambda: SLLLinear(512, 64), sll_gram_lambda_max),
+        ("SLLLinear(8820, 1024)", lambda: SLLLinear(8820, 1024), sll_gram_lambda_max),
+    ]
+    for name, build, lam in cases:
+        n = 3 if "8820" in name else seeds
+        critical = []
+        for seed in range(n):
+            torch.manual_seed(seed)
+            layer = build().double()
+            critical.append(1.0 / lam(layer, layer.compute_rescaling()))
+        c = torch.tensor(critical)
+        print(f"{name}: critical factor min {c.min():.3f} median {c.median():.3f} max {c.max():.3f} ({n} seeds)")
+
+
 def _scale_rescaling(layer: SLLConv2d | SLLLinear, factor: float) -> None:
     """Break ``layer`` on purpose: its rescaling becomes ``factor * t`` (undo with ``del layer.compute_rescaling``)."""
     original = type(layer).compute_rescaling
@@ -317,13 +336,15 @@ def _push(module: torch.nn.Module, shape: tuple[int, ...], state: str, seed: int
 
 
 if __name__ == "__main__":
-    # The mutation factors of tests/README_properties.md: python tests/lipschitz_tools.py [layers] [backbone]
+    # The mutation factors of tests/README_properties.md: python tests/lipschitz_tools.py [layers] [backbone] [critical]
     import sys
     import time
 
     torch.set_num_threads(1)
-    which = sys.argv[1:] or ["layers", "backbone"]
+    which = sys.argv[1:] or ["layers", "backbone", "critical"]
     if "layers" in which:
         _measure_layer_detection()
     if "backbone" in which:
         _measure_backbone_detection()
+    if "critical" in which:
+        _measure_critical_factors()

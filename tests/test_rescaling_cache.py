@@ -13,6 +13,12 @@ from lipsim_tm.nn import SLLConv2d, SLLLinear
 from lipsim_tm.nn.rescaling import CachedRescaling
 
 
+@pytest.fixture(autouse=True)
+def _no_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA, TF32 convolutions (on by default) would differ between paths by ~1e-3, hiding real errors."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+
+
 @pytest.fixture
 def compute_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every ``compute_rescaling`` call (by class name), to tell cached from uncached forwards."""

@@ -12,7 +12,7 @@ from training_fixtures import write_bapps, write_nights
 from lipsim_tm.checkpoints import load_backbone, load_export
 from lipsim_tm.cli import build_parser, main
 
-TINY = ["--model", "tiny32", "--no-progress", "--device", "cpu"]
+TINY = ["--model", "tiny32", "--no-progress", "--device", "cpu", "--threads", "1"]
 
 
 def _subparsers(parser: argparse.ArgumentParser):
@@ -149,6 +149,7 @@ def test_finetune_cli_on_nights_and_bapps_fixtures(tmp_path):
     ("extra", "message"),
     [
         (["--lr", "-1"], "lr must be in"),
+        (["--threads", "0"], "--threads must be >= 1"),
         (["--set-model", "unshuffle=3"], "input_size must be a multiple"),
         (["--batch-size", "100"], "not one full global batch of 100"),
         (["--teacher", "no_such_module:make"], "cannot import teacher factory"),

@@ -96,6 +96,13 @@ def _add_common(parser: argparse.ArgumentParser, cls: type[TrainConfig]) -> None
         default=d("num_workers"),
         help="data-loading worker processes per training process (default: %(default)s)",
     )
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per training process (default: torch's choice; on a CPU shared with other jobs "
+        "1 is often several times faster, see benchmarks/RESULTS-training.md)",
+    )
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=d("epochs"), help="passes over the data (default: %(default)s)")
     opt.add_argument(
@@ -166,6 +173,12 @@ def _add_common(parser: argparse.ArgumentParser, cls: type[TrainConfig]) -> None
 
 
 def _common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     return {
         "output_dir": args.output_dir,
         "model": args.model,

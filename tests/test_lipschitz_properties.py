@@ -55,6 +55,11 @@ q_multipliers = st.sampled_from([0.0, 1.0, 10.0, 40.0])
 Case = tuple[nn.Module, tuple[int, ...], float]
 
 
+def _examples(n: int) -> int:
+    """``n`` examples under the default hypothesis profile (25), proportionally more under ``thorough``."""
+    return max(1, n * settings().max_examples // 25)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread() -> Iterator[None]:
     """These many tiny float64 ops run ~10x faster on one thread than on two busy shared cores."""
@@ -180,7 +185,7 @@ def check_lipschitz(
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
-@settings(max_examples=12)
+@settings(max_examples=_examples(12))
 @given(data=st.data(), seed=seeds, scale=scales, gap=gaps)
 def test_layer_lipschitz(
     kind: str, device: torch.device, data: st.DataObject, seed: int, scale: float, gap: float
@@ -190,7 +195,7 @@ def test_layer_lipschitz(
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
-@settings(max_examples=3)
+@settings(max_examples=_examples(3))
 @given(data=st.data(), seed=seeds, scale=scales)
 def test_layer_ascent_search_finds_no_violation(
     kind: str, device: torch.device, data: st.DataObject, seed: int, scale: float
@@ -200,14 +205,14 @@ def test_layer_ascent_search_finds_no_violation(
     assert ascent_max_ratio(layer.to(device), x, steps=30, seed=seed) <= bound * (1 + TOL)
 
 
-@settings(max_examples=4)
+@settings(max_examples=_examples(4))
 @given(data=st.data(), seed=seeds, scale=scales, gap=gaps)
 def test_backbone_lipschitz(device: torch.device, data: st.DataObject, seed: int, scale: float, gap: float) -> None:
     model, shape, bound = _backbone(data, seed)
     check_lipschitz(model, shape, bound, scale=scale, gap=gap, seed=seed, device=device, iters=4)
 
 
-@settings(max_examples=2)
+@settings(max_examples=_examples(2))
 @given(data=st.data(), seed=seeds, scale=scales)
 def test_backbone_ascent_search_finds_no_violation(
     device: torch.device, data: st.DataObject, seed: int, scale: float

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from training_fixtures import write_photos
-
-REPO = Path(__file__).resolve().parents[2]
+from training_fixtures import REPO, write_photos
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +34,3 @@ def subprocess_env() -> dict[str, str]:
     paths = [str(Path(__file__).parent), str(REPO / "src"), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env
-
-
-PYTHON = sys.executable

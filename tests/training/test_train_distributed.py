@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_fixtures import PYTHON
 
-from conftest import PYTHON
 from lipsim_tm.checkpoints import load_export
 
 ENTRY = Path(__file__).parent / "ddp_entry.py"

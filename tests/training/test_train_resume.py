@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_fixtures import PYTHON, REPO
 
-from conftest import PYTHON
 from lipsim_tm.checkpoints import load_export
 from lipsim_tm.training import load_training_checkpoint
 
@@ -45,8 +45,6 @@ def uninterrupted(tmp_path_factory, photos_dir):
 
 def _env() -> dict[str, str]:
     import os
-
-    from conftest import REPO
 
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(REPO / "src")])

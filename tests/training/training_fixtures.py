@@ -6,6 +6,7 @@ Importable as a plain module (pytest puts this folder on sys.path; subprocesses 
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 HERE = Path(__file__).parent
+REPO = HERE.parents[1]
+PYTHON = sys.executable
 
 
 def synthetic_photo(seed: int, height: int = 72, width: int = 88) -> np.ndarray:

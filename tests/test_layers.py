@@ -201,10 +201,12 @@ def test_normalisation_outputs() -> None:
 
 
 def test_constant_below_one_rejected() -> None:
-    with pytest.raises(ValueError, match="constant must be >= 1"):
+    with pytest.raises(ValueError, match="constant must be finite and >= 1"):
         ConstantAugmentNormalize(0.5)
-    with pytest.raises(ValueError, match="constant must be >= 1"):
+    with pytest.raises(ValueError, match="constant must be finite and >= 1"):
         ConstantAugmentNormalize(float("nan"))
+    with pytest.raises(ValueError, match="constant must be finite and >= 1"):
+        ConstantAugmentNormalize(float("inf"))
 
 
 # safe_reciprocal ---------------------------------------------------------------------------------------

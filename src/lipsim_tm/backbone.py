@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -63,8 +64,10 @@ class LipSimConfig:
         if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in stages):
             raise ValueError(f"LipSimConfig.conv_stages must hold non-negative ints, got {self.conv_stages!r}")
         object.__setattr__(self, "conv_stages", stages)
-        if not self.input_scale > 0:
-            raise ValueError(f"LipSimConfig.input_scale must be positive, got {self.input_scale!r}")
+        if not (math.isfinite(self.input_scale) and self.input_scale > 0):
+            raise ValueError(f"LipSimConfig.input_scale must be finite and positive, got {self.input_scale!r}")
+        if not math.isfinite(self.input_shift):
+            raise ValueError(f"LipSimConfig.input_shift must be finite, got {self.input_shift!r}")
         reduction = self.unshuffle * self.pool_size ** len(stages)
         if self.input_size % reduction:
             raise ValueError(

@@ -7,6 +7,8 @@ are sound everywhere (:class:`ConstantAugmentNormalize`, :class:`UnitBallProject
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -23,8 +25,8 @@ class ConstantAugmentNormalize(nn.Module):
 
     def __init__(self, constant: float = 1.0) -> None:
         super().__init__()
-        if not constant >= 1.0:
-            raise ValueError(f"constant must be >= 1 for a 1-Lipschitz map, got {constant}")
+        if not (math.isfinite(constant) and constant >= 1.0):
+            raise ValueError(f"constant must be finite and >= 1 for a 1-Lipschitz map, got {constant}")
         self.constant = float(constant)
 
     def forward(self, v: Tensor) -> Tensor:

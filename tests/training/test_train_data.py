@@ -262,3 +262,14 @@ def test_synthetic_2afc_cross_family_uses_the_labeller(photos_dir):
     )
     with pytest.raises(ValueError, match=r"labeller must return 1 values in \[0, 1\]"):
         bad[0]
+
+
+def test_embedding_labeller_follows_the_teacher_distances():
+    from lipsim_tm.data import embedding_labeller
+
+    ref = torch.zeros(3, 3, 4, 4)
+    near, far = torch.full((3, 3, 4, 4), 0.1), torch.full((3, 3, 4, 4), 0.5)
+    img0 = torch.stack([near[0], far[0], near[0]])
+    img1 = torch.stack([far[1], near[1], near[2]])
+    labels = embedding_labeller(lambda x: x.mean(dim=(2, 3)))(ref, img0, img1)
+    assert labels.tolist() == [0.0, 1.0, 0.5]

@@ -28,6 +28,21 @@ from lipsim_tm.data.transforms import item_generator, item_rng
 Labeller = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
+def embedding_labeller(embed: Callable[[Tensor], Tensor]) -> Labeller:
+    """A :data:`Labeller` from a teacher embedding: 1.0 if ``img1`` is closer to ``ref`` in l2, 0.0 if ``img0``
+    is, 0.5 on ties.
+
+    ``embed`` maps ``(N, 3, S, S)`` images in [0, 1] to ``(N, D)`` (any teacher of the distillation).
+    """
+
+    def label(ref: Tensor, img0: Tensor, img1: Tensor) -> Tensor:
+        e_ref, e0, e1 = embed(torch.cat([ref, img0, img1])).flatten(1).chunk(3)
+        d0, d1 = (e_ref - e0).norm(dim=1), (e_ref - e1).norm(dim=1)
+        return torch.where(d1 < d0, 1.0, torch.where(d0 < d1, 0.0, 0.5)).float()
+
+    return label
+
+
 @dataclass(frozen=True)
 class TripletSpec:
     """Everything that determines one synthetic triplet."""
@@ -191,4 +206,4 @@ class Synthetic2AFCDataset(Dataset):
         return ref, img0, img1, torch.tensor(p, dtype=torch.float32)
 
 
-__all__ = ["Labeller", "Synthetic2AFCDataset", "TripletSpec"]
+__all__ = ["Labeller", "Synthetic2AFCDataset", "TripletSpec", "embedding_labeller"]

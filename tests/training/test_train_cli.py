@@ -180,3 +180,19 @@ def test_set_model_needs_key_value(capsys):
             ["train", "distill", "--output-dir", "o", "--data-dir", "d", "--teacher", "m:f", "--set-model", "unshuffle"]
         )
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_finetune_cli_on_teacher_labelled_synthetic_triplets(tmp_path, photos_dir, capsys):
+    out = tmp_path / "ft"
+    argv = ["train", "finetune", "--dataset", "synthetic", "--data-dir", str(photos_dir), "--output-dir", str(out),
+            "--synthetic-length", "8", "--synthetic-val-length", "6", "--synthetic-cross-family", "0.5",
+            "--synthetic-labeller", "training_fixtures:make_teacher", "--batch-size", "4", *TINY]  # fmt: skip
+    assert main(argv) == 0
+    _, metadata = load_export(out / "export.pt")
+    assert metadata["config"]["synthetic_labeller"] == "training_fixtures:make_teacher"
+    assert 0.0 <= metadata["training"]["evaluations"][-1]["2afc"] <= 1.0
+    without_labeller = [a for a in argv if a not in ("--synthetic-labeller", "training_fixtures:make_teacher")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(without_labeller)
+    assert exit_info.value.code == 2
+    assert "needs synthetic_labeller" in capsys.readouterr().err

@@ -337,6 +337,20 @@ def add_parser(subparsers: Any) -> None:
         default=list(f("synthetic_families")),
         help="synthetic: distortion families (default: %(default)s)",
     )
+    data.add_argument(
+        "--synthetic-cross-family",
+        type=float,
+        default=f("synthetic_cross_family"),
+        help="synthetic: fraction of triplets mixing two families, labelled by --synthetic-labeller "
+        "(default: %(default)s)",
+    )
+    data.add_argument(
+        "--synthetic-labeller",
+        default=None,
+        metavar="SPEC",
+        help="synthetic: a teacher ('export:PATH' or 'package.module:factory', as for distillation) whose "
+        "embedding distances decide cross-family triplets",
+    )
     data.add_argument("--bapps-subsets", nargs="+", default=None, help="bapps: subsets to use (default: all present)")
     finetune.set_defaults(func=run_finetune_command)
 
@@ -385,6 +399,8 @@ def run_finetune_command(args: argparse.Namespace) -> int:
         synthetic_length=args.synthetic_length,
         synthetic_val_length=args.synthetic_val_length,
         synthetic_families=tuple(args.synthetic_families),
+        synthetic_cross_family=args.synthetic_cross_family,
+        synthetic_labeller=args.synthetic_labeller,
         bapps_subsets=tuple(args.bapps_subsets) if args.bapps_subsets else None,
     )
     try:

@@ -187,6 +187,8 @@ class FinetuneConfig(TrainConfig):
     synthetic_length: int = 2000
     synthetic_val_length: int = 500
     synthetic_families: tuple[str, ...] = tuple(DISTORTION_FAMILIES)
+    synthetic_cross_family: float = 0.0
+    synthetic_labeller: str | None = None
     bapps_subsets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -213,6 +215,9 @@ class FinetuneConfig(TrainConfig):
             _positive_int("eval_max_triplets", self.eval_max_triplets)
         _positive_int("synthetic_length", self.synthetic_length)
         _positive_int("synthetic_val_length", self.synthetic_val_length)
+        _number("synthetic_cross_family", self.synthetic_cross_family, low=0.0, high=1.0)
+        if self.synthetic_cross_family > 0 and self.synthetic_labeller is None:
+            raise ValueError("synthetic_cross_family > 0 needs synthetic_labeller (a teacher spec that labels them)")
         self.synthetic_families = tuple(self.synthetic_families)
         unknown = [f for f in self.synthetic_families if f not in DISTORTION_FAMILIES]
         if unknown or not self.synthetic_families:

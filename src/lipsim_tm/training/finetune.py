@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from lipsim_tm.data.bapps import BAPPS2AFCDataset
 from lipsim_tm.data.nights import NightsDataset
-from lipsim_tm.data.synthetic_2afc import Synthetic2AFCDataset
+from lipsim_tm.data.synthetic_2afc import Synthetic2AFCDataset, embedding_labeller
 from lipsim_tm.functional import distance_from_embeddings, normalize_embedding
 from lipsim_tm.training.config import FinetuneConfig
 from lipsim_tm.training.distributed import DistributedContext, init_distributed
@@ -65,7 +65,17 @@ def build_2afc_datasets(config: FinetuneConfig, image_size: int) -> tuple[Datase
             else None
         )
     else:
-        common = {"image_size": image_size, "families": config.synthetic_families}
+        common = {
+            "image_size": image_size,
+            "families": config.synthetic_families,
+            "cross_family_fraction": config.synthetic_cross_family,
+        }
+        if config.synthetic_labeller is not None:
+            from lipsim_tm.training.distill import load_teacher
+            from lipsim_tm.training.teacher_cache import call_teacher
+
+            teacher, _ = load_teacher(config.synthetic_labeller)
+            common["labeller"] = embedding_labeller(lambda images: call_teacher(teacher, images))
         train = Synthetic2AFCDataset(config.data_dir, length=config.synthetic_length, seed=config.seed, **common)
         val = (
             Synthetic2AFCDataset(config.data_dir, length=config.synthetic_val_length, seed=config.seed + 1, **common)

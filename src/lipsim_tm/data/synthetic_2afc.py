@@ -116,6 +116,7 @@ class Synthetic2AFCDataset(Dataset):
             self.paths = [Path(p) for p in root]
             if not self.paths:
                 raise ValueError("root must name at least one image")
+        self._photo_index = {path: i for i, path in enumerate(self.paths)}
         self.image_size = image_size
         self.length = length
         self.seed = int(seed)
@@ -164,7 +165,7 @@ class Synthetic2AFCDataset(Dataset):
     def images(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
         """``(ref, img0, img1)`` of triplet ``index``, each ``(3, S, S)``."""
         spec = self.spec(index)
-        photo = self._photo(self.paths.index(spec.path))
+        photo = self._photo(self._photo_index[spec.path])
         size = self.image_size
         ref = pil_to_tensor(photo.crop((spec.left, spec.top, spec.left + size, spec.top + size)))
         img0 = apply_distortion(ref, spec.family0, spec.level0, item_generator(self.seed, index, 0))

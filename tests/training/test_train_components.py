@@ -245,3 +245,24 @@ def test_progress_bar_without_tqdm_shows_loss_and_images_per_second(monkeypatch)
     bar.update(16, 0.123)
     bar.close()
     assert "distill 1/10 loss=0.123 img/s=" in stream.getvalue()
+
+
+def test_stop_flag_first_signal_requests_a_stop_second_ctrl_c_interrupts():
+    import signal
+
+    from lipsim_tm.training.interrupt import StopFlag
+
+    before = signal.getsignal(signal.SIGINT)
+    stop = StopFlag()
+    with stop.installed():
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested
+        assert stop.signal_name == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+    fresh = StopFlag()
+    with fresh.installed():
+        os.kill(os.getpid(), signal.SIGINT)
+        assert fresh.requested
+        assert fresh.signal_name == "SIGINT"

@@ -67,3 +67,13 @@ def test_keyboard_interrupt_between_updates_saves_a_checkpoint_and_resumes_exact
     assert resumed.step == reference.step == 4
     for name, value in reference.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[name], value), name
+
+
+def test_loader_workers_do_not_change_the_result(tmp_path, photos_dir):
+    teacher = LinearTeacher()
+    results = [
+        run_distill(config(tmp_path / f"w{workers}", photos_dir, num_workers=workers, epochs=2), teacher)
+        for workers in (0, 2)
+    ]
+    for name, value in results[0].model.state_dict().items():
+        assert torch.equal(results[1].model.state_dict()[name], value), name

@@ -273,3 +273,16 @@ def test_embedding_labeller_follows_the_teacher_distances():
     img1 = torch.stack([far[1], near[1], near[2]])
     labels = embedding_labeller(lambda x: x.mean(dim=(2, 3)))(ref, img0, img1)
     assert labels.tolist() == [0.0, 1.0, 0.5]
+
+
+def test_nights_reads_p_from_the_third_column_like_the_official_reader(tmp_path):
+    root = write_nights(tmp_path / "n", [{"votes": 6, "p": 0.75, "split": "train"}], size=8)
+    text = (root / "data.csv").read_text().replace("right_vote", "p_any_name", 1)
+    (root / "data.csv").write_text(text)
+    assert float(NightsDataset(root, "train", image_size=8)[0][3]) == 0.75
+    lines = text.splitlines()
+    columns = [c.split(",") for c in lines]
+    swapped = [",".join([r[0], r[1], r[4], r[3], r[2], *r[5:]]) for r in columns]  # ref_path into column 2
+    (root / "data.csv").write_text("\n".join(swapped) + "\n")
+    with pytest.raises(ValueError, match="third column must hold p"):
+        NightsDataset(root, "train")

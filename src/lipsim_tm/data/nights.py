@@ -2,9 +2,9 @@
 
 Layout: ``root/data.csv`` plus the image folders it points to (``ref/NNN/MMM.png``,
 ``distort/NNN/MMM_0.png``, ``distort/NNN/MMM_1.png``). ``data.csv`` columns used: ``id``,
-``ref_path``, ``left_path``, ``right_path``, ``votes``, ``split``, ``is_imagenet`` and the fraction of
-people who judged the right (``_1``) image closer, read from a column named ``right_vote`` or ``p``
-(the official reader takes it positionally from the third column, which is used as a fallback).
+``ref_path``, ``left_path``, ``right_path``, ``votes``, ``split``, ``is_imagenet`` and, as in the official
+DreamSim reader (``csv.iloc[idx, 2]``), the third column: the fraction of people who judged the right
+(``_1``) image closer to the reference.
 Rows with ``votes < min_votes`` are dropped (the official filter keeps ``votes >= 6``).
 """
 
@@ -22,7 +22,7 @@ from lipsim_tm.data.images import load_image, safe_join
 
 NIGHTS_SPLITS: tuple[str, ...] = ("train", "val", "test", "test_imagenet", "test_no_imagenet")
 _REQUIRED_COLUMNS = ("ref_path", "left_path", "right_path", "votes", "split")
-_P_COLUMNS = ("right_vote", "p")
+_P_POSITION = 2  # the official reader's column for p
 
 
 def _parse_bool(value: str, *, source: str) -> bool:
@@ -70,9 +70,9 @@ class NightsDataset(Dataset):
             missing = [c for c in _REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise ValueError(f"{index}: missing columns {missing}; found {header}")
-            p_column = next((c for c in _P_COLUMNS if c in header), header[2] if len(header) > 2 else None)
-            if p_column is None:
-                raise ValueError(f"{index}: no column for p (expected one of {_P_COLUMNS})")
+            p_column = header[_P_POSITION]
+            if p_column in _REQUIRED_COLUMNS:
+                raise ValueError(f"{index}: the third column must hold p (as in the official reader), got {p_column!r}")
             base_split = "test" if split.startswith("test") else split
             rows = []
             for line, row in enumerate(reader, start=2):

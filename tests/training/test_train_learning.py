@@ -103,3 +103,18 @@ def test_finetuning_raises_2afc_agreement_well_above_chance(tmp_path, cross_fami
     assert after > 0.8, (before, after)
     assert after > before + 0.1, (before, after)
     assert 0.0 <= result.evaluations[-1]["certified_2afc@0.1412"] <= after
+
+
+@pytest.mark.slow
+def test_one_distillation_step_of_the_released_small_architecture(tmp_path):
+    from training_fixtures import write_photos
+
+    folder = tmp_path / "photos"
+    write_photos(folder, 2, size=(240, 256))
+    config = DistillConfig(
+        output_dir=str(tmp_path / "run"), data_dir=str(folder), model="small", batch_size=2, epochs=1,
+        warmup_steps=1, progress=False, log_every=1,
+    )  # fmt: skip
+    result = run_distill(config, LinearTeacher(size=224, dim=1792, scale=0.5).float())
+    assert result.step == 1
+    assert torch.isfinite(torch.tensor(result.history[0]["loss"]))

@@ -1,6 +1,6 @@
 """Training throughput of the real trainer (``run_distill`` / ``run_finetune``) on this CPU.
 
-    python benchmarks/bench_training.py [--steps 30] [--threads 1 2] [--include-small]
+    python benchmarks/bench_training.py [--steps 30] [--threads 1 2] [--configs tiny64 student64 small]
 
 For each configuration the trainer runs ``--steps`` optimiser steps on generated photos (distillation:
 a fixed random linear teacher of 4x4-pooled pixels; fine-tuning: same-family synthetic 2AFC triplets,
@@ -102,11 +102,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30, help="optimiser steps per measurement")
     parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()], help="torch threads")
-    parser.add_argument("--include-small", action="store_true", help="also the 224 px LipSim 'small' (slow)")
+    parser.add_argument(
+        "--configs", nargs="+", default=["tiny64", "student64"], choices=["tiny64", "student64", "small"],
+        help="configurations to time ('small' is the 224 px released LipSim architecture: slow)",
+    )  # fmt: skip
     args = parser.parse_args()
-    configs = [("tiny64", resolve_config("tiny64"), 32), ("student64", STUDENT64, 16)]
-    if args.include_small:
-        configs.append(("small", resolve_config("small"), 4))
+    available = {
+        "tiny64": (resolve_config("tiny64"), 32),
+        "student64": (STUDENT64, 16),
+        "small": (resolve_config("small"), 4),
+    }
+    configs = [(name, *available[name]) for name in args.configs]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -120,7 +126,8 @@ def main() -> None:
             for name, config, batch in configs:
                 steps = args.steps if name != "small" else min(args.steps, 8)
                 rows.extend(bench(name, config, batch, steps, folders[config.input_size], root / f"t{threads}"))
-    path = write_json("training", {"machine": machine_description(), "steps": args.steps, "rows": rows})
+    name = "training" if args.configs == ["tiny64", "student64"] else "training-" + "-".join(args.configs)
+    path = write_json(name, {"machine": machine_description(), "steps": args.steps, "rows": rows})
     print(f"\nwritten {path}\n")
     print("| config | stage | batch | threads | samples/s | student images/s |\n|---|---|---|---|---|---|")
     for r in rows:

@@ -56,16 +56,17 @@ class SLLConv2d(CachedRescaling):
 
     def build_inference_tensors(self) -> dict[str, Tensor]:
         t = self.compute_rescaling()
-        # conv_transpose2d(t * h, K) == conv2d(h, flip(transpose(t * K))): one plain convolution,
-        # with the rescaling and the factor 2 folded into its kernel.
-        back = (2.0 * t.reshape(-1, 1, 1, 1) * self.kernel).transpose(0, 1).flip(2, 3).contiguous()
-        return {"rescaling": t, "back_kernel": back, "bias": self.bias.reshape(-1).contiguous()}
+        # -2 conv_transpose2d(t * h, K) == conv2d(h, flip(transpose(-2 t K))): one plain convolution,
+        # with the rescaling, the factor 2 and the sign folded into its kernel.
+        back = (-2.0 * t.reshape(-1, 1, 1, 1) * self.kernel).transpose(0, 1).flip(2, 3).contiguous()
+        return {"rescaling": t, "negative_back_kernel": back, "bias": self.bias.reshape(-1).contiguous()}
 
     def forward(self, x: Tensor) -> Tensor:
         cached = self.inference_tensors()
         if cached is not None:
-            hidden = F.relu(F.conv2d(x, self.kernel, cached["bias"], padding=1))
-            return x - F.conv2d(hidden, cached["back_kernel"], padding=1)
+            # In-place ReLU and residual add: no fresh activation-sized allocations (page faults on CPU).
+            hidden = F.conv2d(x, self.kernel, cached["bias"], padding=1).relu_()
+            return F.conv2d(hidden, cached["negative_back_kernel"], padding=1).add_(x)
         t = self.compute_rescaling().reshape(1, -1, 1, 1)
         hidden = t * F.relu(F.conv2d(x, self.kernel, padding=1) + self.bias)
         return x - 2.0 * F.conv_transpose2d(hidden, self.kernel, padding=1)

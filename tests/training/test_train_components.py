@@ -28,7 +28,7 @@ from lipsim_tm.training import (
 )
 from lipsim_tm.training.checkpointing import capture_rng_state, restore_rng_state
 from lipsim_tm.training.distill import cosine_loss, rmse_loss
-from lipsim_tm.training.evaluation import certified_radius, functional_2afc_evaluation, triplet_scores
+from lipsim_tm.training.evaluation import evaluate_2afc, natural_2afc_evaluation, triplet_scores
 from lipsim_tm.training.logging import CSVLogger, ProgressBar
 from lipsim_tm.training.sampling import ResumableBatchSampler
 
@@ -89,15 +89,10 @@ def test_hinge_loss_brute_force():
         hinge_2afc_loss(d0, d1[:2], p, margin)
 
 
-def test_triplet_scores_and_certified_radius():
+def test_triplet_scores():
     d0, d1 = torch.tensor([0.1, 0.4, 0.2]), torch.tensor([0.3, 0.2, 0.2])
     p = torch.tensor([0.25, 0.75, 1.0])
     assert triplet_scores(d0, d1, p).tolist() == pytest.approx([0.75, 0.75, 0.5])
-    # Radius = distance of phi_ref to the bisecting hyperplane of phi0 and phi1 (closed form in 2-D).
-    phi0, phi1 = torch.tensor([[1.0, 0.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]], dtype=torch.float64)
-    ref = torch.tensor([[math.cos(0.3), math.sin(0.3)]], dtype=torch.float64)
-    expected = abs(ref[0, 0] - ref[0, 1]) / math.sqrt(2)  # distance to the line x = y
-    assert float(certified_radius(ref, phi0, phi1)) == pytest.approx(float(expected), rel=1e-12)
 
 
 def test_evaluation_functional_and_metric_agree_with_a_direct_computation(photos_dir):
@@ -108,7 +103,7 @@ def test_evaluation_functional_and_metric_agree_with_a_direct_computation(photos
     backbone = LipSimBackbone("tiny32")
     dataset = Synthetic2AFCDataset(photos_dir, image_size=32, length=12, seed=0)
     radii = (0.0, 0.01, 10.0)
-    functional = functional_2afc_evaluation(backbone, dataset, radii=radii, batch_size=5)
+    natural = natural_2afc_evaluation(backbone, dataset, batch_size=5)
     metric = metric_2afc_evaluation(backbone, dataset, radii=radii, batch_size=5)
     agree, certified = [], {eps: [] for eps in radii}
     for i in range(12):
@@ -124,14 +119,14 @@ def test_evaluation_functional_and_metric_agree_with_a_direct_computation(photos
         radius = abs(float((phi[0] - (phi[1] + phi[2]) / 2) @ normal))
         for eps in radii:
             certified[eps].append(float((d1 < d0) == (p > 0.5)) * (radius > eps))
-    for result in (functional, metric):
-        assert result["2afc"] == pytest.approx(np.mean(agree), abs=1e-6)
-        for eps in radii:
-            assert result[f"certified_2afc@{eps:.4g}"] == pytest.approx(np.mean(certified[eps]), abs=1e-6)
+    assert natural["2afc"] == pytest.approx(np.mean(agree), abs=1e-6)
+    assert metric["2afc"] == pytest.approx(np.mean(agree), abs=1e-6)
+    for eps in radii:
+        assert metric[f"certified_2afc@{eps:.4g}"] == pytest.approx(np.mean(certified[eps]), abs=1e-6)
     assert metric["certified_2afc@10"] == 0.0  # beyond any possible radius
     assert backbone.training  # evaluation restores the mode
     with pytest.raises(ValueError, match="1-Lipschitz normalization"):
-        functional_2afc_evaluation(backbone, dataset, normalization="plain", radii=(0.1,))
+        evaluate_2afc(backbone, dataset, normalization="plain", radii=(0.1,))
 
 
 def test_checkpoint_manager_keeps_last_k_atomically(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from lipsim_tm.checkpoints.io import atomic_torch_save
 from lipsim_tm.functional.normalization import SOUND_NORMALIZATIONS
 from lipsim_tm.retrieval.certify import PreparedGallery
 from lipsim_tm.retrieval.embedder import Embedder, check_lipschitz_bound
@@ -127,16 +127,7 @@ class EmbeddingGallery:
             "lipschitz_bound": self.lipschitz_bound,
             "normalization": self.normalization,
         }
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(payload, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        atomic_torch_save(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> EmbeddingGallery:

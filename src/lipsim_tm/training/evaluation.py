@@ -4,13 +4,11 @@
 metric class :class:`~lipsim_tm.metrics.Certified2AFCAccuracy` (sharing the trained backbone, which
 it never modifies), so training reports exactly what the metric reports. With ``"plain"``
 normalisation, which the metric refuses, only the natural score is computed, by
-:func:`functional_2afc_evaluation`.
+:func:`natural_2afc_evaluation`; certified numbers come from the metric only (one implementation of
+the certificates, with its floating-point slack).
 
-Definitions (the metric's): the 2AFC score of a triplet (``p`` = fraction judging ``img1`` closer) is
-``(d0 < d1)(1 - p) + (d1 < d0) p + 0.5 [d0 == d1]``. ``certified_2afc@<eps>`` is the fraction of
-triplets with ``p != 0.5`` that are predicted as the majority judged and whose reference-only radius
-``R / L`` exceeds ``eps`` (``R = |s0 - s1| / ||phi0 - phi1||``, ``s_i = ||phi(ref) - phi_i||^2 / 2``,
-``L`` the backbone's Lipschitz bound); ties are never certified.
+The 2AFC score of a triplet (``p`` = fraction judging ``img1`` closer) is
+``(d0 < d1)(1 - p) + (d1 < d0) p + 0.5 [d0 == d1]``.
 """
 
 from __future__ import annotations
@@ -30,15 +28,6 @@ def triplet_scores(d0: Tensor, d1: Tensor, p: Tensor) -> Tensor:
     return (d0 < d1).to(p.dtype) * (1 - p) + (d1 < d0).to(p.dtype) * p + 0.5 * (d0 == d1).to(p.dtype)
 
 
-def certified_radius(phi_ref: Tensor, phi0: Tensor, phi1: Tensor) -> Tensor:
-    """Radius ``(N,)`` in embedding space within which the 2AFC decision cannot change (0 on ties)."""
-    s0 = distance_from_embeddings(phi_ref, phi0, "cosine")
-    s1 = distance_from_embeddings(phi_ref, phi1, "cosine")
-    gap = (phi0 - phi1).norm(dim=1)
-    safe_gap = torch.where(gap > 0, gap, torch.ones_like(gap))
-    return torch.where(gap > 0, (s0 - s1).abs() / safe_gap, torch.zeros_like(gap))
-
-
 def _subset(dataset: Dataset, max_triplets: int | None) -> Dataset:
     if max_triplets is not None and max_triplets < len(dataset):
         return Subset(dataset, range(max_triplets))
@@ -46,26 +35,20 @@ def _subset(dataset: Dataset, max_triplets: int | None) -> Dataset:
 
 
 @torch.no_grad()
-def functional_2afc_evaluation(
+def natural_2afc_evaluation(
     backbone: LipSimBackbone,
     dataset: Dataset,
     *,
     normalization: str = "augment",
     distance: str = "cosine",
-    radii: Sequence[float] = (),
     batch_size: int = 64,
     max_triplets: int | None = None,
 ) -> dict[str, float]:
-    """``{"2afc": ..., "certified_2afc@<eps:.4g>": ...}`` from the functional pieces (definitions above)."""
-    if radii and normalization not in SOUND_NORMALIZATIONS:
-        raise ValueError(
-            f"certified scores need a 1-Lipschitz normalization {SOUND_NORMALIZATIONS}, got {normalization!r}"
-        )
+    """``{"2afc": ...}``, the natural score only, from the functional pieces (any normalisation)."""
     was_training = backbone.training
     backbone.eval()
     param = next(backbone.parameters())
-    total, count, decided = 0.0, 0, 0
-    certified = [0.0 for _ in radii]
+    total, count = 0.0, 0
     for ref, img0, img1, p in DataLoader(_subset(dataset, max_triplets), batch_size=batch_size):
         n = ref.shape[0]
         images = torch.cat([ref, img0, img1]).to(device=param.device, dtype=param.dtype)
@@ -76,19 +59,10 @@ def functional_2afc_evaluation(
         d1 = distance_from_embeddings(phi_ref, phi1, distance)
         total += float(triplet_scores(d0, d1, p).sum())
         count += n
-        decided += int((p != 0.5).sum())
-        if radii:
-            correct = (p != 0.5) & (d0 != d1) & ((d1 < d0) == (p > 0.5))
-            radius = certified_radius(phi_ref, phi0, phi1) / backbone.lipschitz_bound
-            for i, eps in enumerate(radii):
-                certified[i] += float((correct & (radius > eps)).sum())
     backbone.train(was_training)
     if count == 0:
         raise ValueError("the evaluation dataset is empty")
-    result = {"2afc": total / count}
-    for eps, value in zip(radii, certified, strict=True):
-        result[f"certified_2afc@{eps:.4g}"] = value / decided if decided else float("nan")
-    return result
+    return {"2afc": total / count}
 
 
 @torch.no_grad()
@@ -133,13 +107,16 @@ def evaluate_2afc(
     kwargs = {"distance": distance, "batch_size": batch_size, "max_triplets": max_triplets}
     if normalization in SOUND_NORMALIZATIONS:
         return metric_2afc_evaluation(backbone, dataset, normalization=normalization, radii=radii, **kwargs)
-    return functional_2afc_evaluation(backbone, dataset, normalization=normalization, **kwargs)
+    if radii:
+        raise ValueError(
+            f"certified scores need a 1-Lipschitz normalization {SOUND_NORMALIZATIONS}, got {normalization!r}"
+        )
+    return natural_2afc_evaluation(backbone, dataset, normalization=normalization, **kwargs)
 
 
 __all__ = [
-    "certified_radius",
     "evaluate_2afc",
-    "functional_2afc_evaluation",
     "metric_2afc_evaluation",
+    "natural_2afc_evaluation",
     "triplet_scores",
 ]

@@ -81,7 +81,9 @@ def test_ties_and_identical_candidates_get_zero_radius() -> None:
 def test_two_afc_radius_equals_float64_recomputation(distance: str, size: tuple[int, int], normalization: str) -> None:
     ref, img0, img1, _ = triplets(3, n=5, size=size)
     net64 = tiny(dtype=torch.float64)
-    result = two_afc(ref, img0, img1, weights=net64, distance=distance, normalization=normalization)
+    result = two_afc(
+        ref, img0, img1, weights=net64, distance=distance, normalization=normalization, certificate="plain"
+    )
     phi = [reference_phi(tiny(), t, 32, normalization) for t in (ref, img0, img1)]
     u0, u1 = (phi[0] - phi[1]).norm(dim=1), (phi[0] - phi[2]).norm(dim=1)
     lipschitz = dense_resize_norm(*size, 32)
@@ -213,17 +215,20 @@ def test_interval_closed_forms() -> None:
 
 def test_interval_scales_with_perturbed_images() -> None:
     x, y = images(3, n=2), images(4, n=2)
-    one = certified_distance_interval(x, y, 0.1, weights="random:tiny32", distance="l2")
-    both = certified_distance_interval(x, y, 0.1, weights="random:tiny32", distance="l2", perturbed="both")
+    kw = {"weights": "random:tiny32", "distance": "l2", "certificate": "plain"}
+    one = certified_distance_interval(x, y, 0.1, **kw)
+    both = certified_distance_interval(x, y, 0.1, perturbed="both", **kw)
     torch.testing.assert_close(both.upper - one.upper, one.upper - one.distance.double(), atol=1e-6, rtol=1e-3)
 
 
-def test_plain_normalization_is_refused_by_certificates() -> None:
+def test_plain_normalization_is_refused_by_the_plain_certificate() -> None:
     x = images(0, n=1)
-    with pytest.raises(ValueError, match=r"two_afc \(certified radii\) needs a 1-Lipschitz normalization"):
-        two_afc(x, x, x, weights="random:tiny32", normalization="plain")
-    with pytest.raises(ValueError, match="certified_distance_interval needs a 1-Lipschitz normalization"):
-        certified_distance_interval(x, x, 0.1, weights="random:tiny32", normalization="plain")
+    with pytest.raises(ValueError, match=r"certificate='plain' needs a 1-Lipschitz normalization"):
+        two_afc(x, x, x, weights="random:tiny32", normalization="plain", certificate="plain")
+    with pytest.raises(ValueError, match=r"certificate='plain' needs a 1-Lipschitz normalization"):
+        certified_distance_interval(x, x, 0.1, weights="random:tiny32", normalization="plain", certificate="plain")
+    with pytest.raises(ValueError, match="certificate must be one of"):
+        two_afc(x, x, x, weights="random:tiny32", certificate="tight")
     with pytest.raises(ValueError, match="eps must be finite and >= 0"):
         certified_distance_interval(x, x, -1.0, weights="random:tiny32")
     with pytest.raises(ValueError, match="perturbed must be one of"):

@@ -60,12 +60,13 @@ def _batches() -> list[tuple[torch.Tensor, ...]]:
 @pytest.mark.parametrize("distance", ["cosine", "l2"])
 @pytest.mark.parametrize("normalization", ["augment", "ball"])
 def test_scores_equal_hand_computation_from_the_functional(distance: str, normalization: str) -> None:
-    metric = Certified2AFCAccuracy(W, epsilons=EPS, distance=distance, normalization=normalization)
+    kw = {"distance": distance, "normalization": normalization, "certificate": "plain"}
+    metric = Certified2AFCAccuracy(W, epsilons=EPS, **kw)
     batches = _batches()
     for batch in batches:
         metric.update(*batch)
     result = metric.compute()
-    expected = _expected(batches, distance=distance, normalization=normalization)
+    expected = _expected(batches, **kw)
     assert set(result) == set(expected)
     for key, value in expected.items():
         assert float(result[key]) == pytest.approx(value, abs=1e-6), key
@@ -200,8 +201,10 @@ def test_bad_images_and_arguments() -> None:
         metric.update(ref, img0[:, :, :20], img1, target)
     with pytest.raises(ValueError, match=r"img1 values must lie in \[0, 1\]"):
         metric.update(ref, img0, img1 * 255, target)
-    with pytest.raises(ValueError, match=r"Certified2AFCAccuracy needs a 1-Lipschitz normalization.*'plain'"):
-        Certified2AFCAccuracy(W, normalization="plain")
+    with pytest.raises(ValueError, match=r"certificate='plain' needs a 1-Lipschitz normalization"):
+        Certified2AFCAccuracy(W, normalization="plain", certificate="plain")
+    with pytest.raises(ValueError, match="certificate must be one of"):
+        Certified2AFCAccuracy(W, certificate=None)
     with pytest.raises(ValueError, match="epsilons must hold finite numbers >= 0"):
         Certified2AFCAccuracy(W, epsilons=(0.1, -1.0))
     with pytest.raises(TypeError, match="epsilons must be a non-empty sequence"):

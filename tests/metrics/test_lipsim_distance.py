@@ -160,8 +160,10 @@ def test_bad_arguments() -> None:
         LipSimDistance(W, distance="cos")
     with pytest.raises(ValueError, match="reduction must be one of"):
         LipSimDistance(W, reduction="avg")
-    with pytest.raises(ValueError, match=r"LipSimDistance\(certify_eps=...\) needs a 1-Lipschitz normalization"):
-        LipSimDistance(W, normalization="plain", certify_eps=0.1)
+    with pytest.raises(ValueError, match=r"certificate='plain' needs a 1-Lipschitz normalization"):
+        LipSimDistance(W, normalization="plain", certify_eps=0.1, certificate="plain")
+    with pytest.raises(ValueError, match="certificate must be one of"):
+        LipSimDistance(W, certificate="loose")
     with pytest.raises(ValueError, match="eps must be finite and >= 0"):
         LipSimDistance(W, certify_eps=float("nan"))
     with pytest.raises(ValueError, match=r"[Uu]nexpected keyword"):

@@ -87,14 +87,16 @@ def decision(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> tuple[Tensor, Ten
 
 
 def distance_interval(
-    phi_a: Tensor, phi_b: Tensor, *, shift: float, distance: str, normalization: str
+    phi_a: Tensor, phi_b: Tensor, *, shift: float | Tensor, distance: str, normalization: str
 ) -> tuple[Tensor, Tensor]:
     """``(lower, upper)`` float64 ``(N,)`` bounds on the distance when the embeddings move by ``shift`` in total.
 
-    ``shift`` bounds ``||phi_a' - phi_a|| + ||phi_b' - phi_b||`` (``L eps`` when one image moves by ``eps``,
-    ``2 L eps`` when both do); the floating-point slack is added to it. With ``u = ||phi_a - phi_b||``
-    and ``t = shift + slack``, the triangle inequality gives ``u' in [max(0, u - t), min(2, u + t)]``
-    (2 is the diameter of the unit ball). ``"l2"``: that interval. ``"cosine"`` (``u^2 / 2``): its image
+    ``shift`` (a number or float64 ``(N,)``, possibly ``inf``) bounds ``||phi_a' - phi_a|| + ||phi_b' - phi_b||``
+    (``L eps`` when one image moves by ``eps``, ``2 L eps`` when both do, or the norm-aware bounds of
+    :func:`~lipsim_tm.functional.norm_aware.distance_shift`); the floating-point slack is added to it.
+    With ``u = ||phi_a - phi_b||`` and ``t = shift + slack``, the triangle inequality gives
+    ``u' in [max(0, u - t), min(2, u + t)]`` (2 is the diameter of the unit ball). ``"l2"``: that
+    interval. ``"cosine"`` (``u^2 / 2``): its image
     ``[max(0, u - t)^2 / 2, min(2, u + t)^2 / 2]``; on the unit sphere (``"augment"``) additionally
     ``d = 1 - <a, b>`` and ``|<a, b> - <a', b'>| <= ||a - a'|| ||b|| + ||a'|| ||b - b'|| <= t``, so the
     interval is intersected with ``[d - t, d + t]``.

@@ -33,6 +33,11 @@ def preprocessing_for(
     )
 
 
+def features_of(forward: Callable[[Tensor], Tensor], images: Tensor, prep: Preprocessing, dtype: torch.dtype) -> Tensor:
+    """Backbone features ``(N, D)`` (network units, before normalisation, at least float32) of validated ``images``."""
+    return at_least_float32(forward(prep(images, dtype)))
+
+
 def embed(
     forward: Callable[[Tensor], Tensor], images: Tensor, prep: Preprocessing, dtype: torch.dtype, normalization: str
 ) -> Tensor:
@@ -40,7 +45,7 @@ def embed(
 
     ``forward`` maps backbone inputs of dtype ``dtype`` to features (a backbone or a frozen wrapper).
     """
-    return normalize_embedding(at_least_float32(forward(prep(images, dtype))), normalization)
+    return normalize_embedding(features_of(forward, images, prep, dtype), normalization)
 
 
 def functional_backbone(weights: Weights, device: torch.device) -> LipSimBackbone:

@@ -8,10 +8,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import all_images_radius, decision, distance_interval, reference_radius
+from lipsim_tm.functional.certificates import decision, distance_interval
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
-from lipsim_tm.functional.embedding import embed, lipschitz_constant, setup_call
-from lipsim_tm.functional.normalization import check_normalization, check_sound_normalization
+from lipsim_tm.functional.embedding import features_of, lipschitz_constant, setup_call
+from lipsim_tm.functional.norm_aware import certified_radii, check_certificate, distance_shift
+from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.weights import Weights
 
@@ -27,6 +28,7 @@ class TwoAFCResult(NamedTuple):
         radius_reference: float64 ``(N,)`` l2 radius in user pixels: no perturbation of the reference of
             smaller norm changes the decision.
         radius_all: float64 ``(N,)`` the same when each of the three images may be perturbed by that much.
+        certificate: the rule that produced the radii, ``"norm_aware"`` or ``"plain"``.
     """
 
     prefers_img1: Tensor
@@ -35,6 +37,7 @@ class TwoAFCResult(NamedTuple):
     d1: Tensor
     radius_reference: Tensor
     radius_all: Tensor
+    certificate: str
 
 
 def two_afc(
@@ -45,6 +48,7 @@ def two_afc(
     weights: Weights = "default",
     distance: str = "cosine",
     normalization: str = "augment",
+    certificate: str = "norm_aware",
     data_range: DataRange = 1.0,
     grayscale: bool = False,
     interpolation: str = "bicubic",
@@ -59,23 +63,37 @@ def two_afc(
     the embedding from user pixels, ``R_ref = |u_0^2 - u_1^2| / (2 L ||phi_0 - phi_1||)`` (cosine form:
     ``|d_0 - d_1| / (L ||phi_0 - phi_1||)``) and ``R_all = |u_0 - u_1| / (4 L)`` with ``u_i`` the l2
     embedding distances, each shrunk by a floating-point slack; ties get 0. Both distance forms give
-    the same decision and radii. ``normalization="plain"`` is refused (no sound certificate).
+    the same decision and radii. ``certificate="norm_aware"`` (default) takes the larger of these and the
+    norm-aware radii of :mod:`~lipsim_tm.functional.norm_aware` (which use the pre-normalisation norms);
+    ``"plain"`` uses the 1-Lipschitz radii only (the published rule). ``normalization="plain"``
+    (``v / ||v||``) is certified by the norm-aware rule only.
     """
-    check_sound_normalization(check_normalization(normalization), "two_afc (certified radii)")
+    normalization = check_normalization(normalization)
+    certificate = check_certificate(certificate, normalization)
     distance = check_distance(distance)
     images = {"ref": ref, "img0": img0, "img1": img1}
     backbone, prep = setup_call(images, weights, data_range, grayscale, interpolation, antialias)
-    phi = embed(backbone, torch.cat([ref, img0, img1]), prep, next(backbone.parameters()).dtype, normalization)
-    phi_r, phi_0, phi_1 = phi.chunk(3)
+    features = features_of(backbone, torch.cat([ref, img0, img1]), prep, next(backbone.parameters()).dtype)
+    phi_r, phi_0, phi_1 = normalize_embedding(features, normalization).chunk(3)
     lipschitz = lipschitz_constant(backbone, prep, ref)
     prefers, tie = decision(phi_r, phi_0, phi_1)
+    radius_ref, radius_all = certified_radii(
+        phi_r,
+        phi_0,
+        phi_1,
+        features.chunk(3),
+        normalization=normalization,
+        certificate=certificate,
+        lipschitz=lipschitz,
+    )
     return TwoAFCResult(
         prefers_img1=prefers,
         tie=tie,
         d0=distance_from_embeddings(phi_r, phi_0, distance),
         d1=distance_from_embeddings(phi_r, phi_1, distance),
-        radius_reference=reference_radius(phi_r, phi_0, phi_1, lipschitz),
-        radius_all=all_images_radius(phi_r, phi_0, phi_1, lipschitz),
+        radius_reference=radius_ref,
+        radius_all=radius_all,
+        certificate=certificate,
     )
 
 
@@ -114,6 +132,7 @@ def certified_distance_interval(
     weights: Weights = "default",
     distance: str = "cosine",
     normalization: str = "augment",
+    certificate: str = "norm_aware",
     data_range: DataRange = 1.0,
     grayscale: bool = False,
     interpolation: str = "bicubic",
@@ -126,13 +145,18 @@ def certified_distance_interval(
     (``2 L eps`` for both); the interval is derived in
     :func:`~lipsim_tm.functional.certificates.distance_interval` (l2 form: ``u +- L eps``; cosine form on
     the sphere: within ``d +- L eps``, tighter near 0 and 2), clipped to ``[0, 2]`` and widened by a
-    floating-point slack. ``normalization="plain"`` is refused.
+    floating-point slack. ``certificate="norm_aware"`` (default) replaces each embedding's move ``L eps``
+    by the smaller norm-aware bound of :func:`~lipsim_tm.functional.norm_aware.distance_shift`; with
+    ``normalization="plain"`` only that rule applies (``L eps >= ||f||`` gives the trivial interval).
     """
-    check_sound_normalization(check_normalization(normalization), "certified_distance_interval")
+    normalization = check_normalization(normalization)
+    certificate = check_certificate(certificate, normalization)
     distance, eps, perturbed = check_distance(distance), check_eps(eps), check_perturbed(perturbed)
     backbone, prep = setup_call({"x": x, "y": y}, weights, data_range, grayscale, interpolation, antialias)
-    phi = embed(backbone, torch.cat([x, y]), prep, next(backbone.parameters()).dtype, normalization)
-    phi_x, phi_y = phi.chunk(2)
-    shift = lipschitz_constant(backbone, prep, x) * eps * (2 if perturbed == "both" else 1)
+    features = features_of(backbone, torch.cat([x, y]), prep, next(backbone.parameters()).dtype)
+    phi_x, phi_y = normalize_embedding(features, normalization).chunk(2)
+    f_x, f_y = features.chunk(2)
+    s = lipschitz_constant(backbone, prep, x) * eps
+    shift = distance_shift(f_x, f_y, s, perturbed=perturbed, normalization=normalization, certificate=certificate)
     lower, upper = distance_interval(phi_x, phi_y, shift=shift, distance=distance, normalization=normalization)
     return DistanceInterval(distance_from_embeddings(phi_x, phi_y, distance), lower, upper)

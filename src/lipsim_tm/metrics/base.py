@@ -11,8 +11,8 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from lipsim_tm.backbone import LipSimBackbone
 from lipsim_tm.frozen import FrozenBackbone, unwrap_frozen
-from lipsim_tm.functional.embedding import check_same_shape, embed, lipschitz_constant, preprocessing_for
-from lipsim_tm.functional.normalization import check_normalization
+from lipsim_tm.functional.embedding import check_same_shape, features_of, lipschitz_constant, preprocessing_for
+from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.weights import Weights, resolve_backbone
 
@@ -78,9 +78,13 @@ class LipSimMetricBase(Metric):
             self.prep.check(value, name)
         check_same_shape(**images)
 
+    def _features(self, images: Tensor) -> Tensor:
+        """Backbone features ``(N, D)`` (before normalisation) of validated images, in one forward pass."""
+        return features_of(self.net, images, self.prep, unwrap_frozen(self.net).dtype)
+
     def _embed(self, images: Tensor) -> Tensor:
         """Normalised embeddings ``(N, D')`` of validated images, in one forward pass."""
-        return embed(self.net, images, self.prep, unwrap_frozen(self.net).dtype, self.normalization)
+        return normalize_embedding(self._features(images), self.normalization)
 
     def _lipschitz(self, images: Tensor) -> float:
         """Lipschitz bound (user pixels) of the embedding for this batch's size."""

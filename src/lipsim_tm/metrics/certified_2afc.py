@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import all_images_radius, decision, reference_radius
+from lipsim_tm.functional.certificates import decision
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
-from lipsim_tm.functional.normalization import check_normalization, check_sound_normalization
+from lipsim_tm.functional.norm_aware import certified_radii, check_certificate
+from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
 from lipsim_tm.weights import Weights
@@ -52,7 +53,11 @@ class Certified2AFCAccuracy(LipSimMetricBase):
             :class:`~lipsim_tm.metrics.base.LipSimMetricBase`).
         epsilons: budgets (user pixel units). ``None``: 36/255, 72/255, 108/255 of the data range's span.
         distance: ``"cosine"`` or ``"l2"`` (same decisions and radii; affects ``d0``/``d1``).
-        normalization: ``"augment"`` or ``"ball"`` (``"plain"`` is refused: no sound certificate).
+        normalization: ``"augment"``, ``"ball"`` or ``"plain"`` (``v / ||v||``, the released checkpoints'
+            map; certified by the norm-aware rule only).
+        certificate: ``"norm_aware"`` (default): the larger of the plain and the norm-aware radius (see
+            :mod:`~lipsim_tm.functional.norm_aware`); ``"plain"``: the 1-Lipschitz radius only (the
+            published rule, for comparison). Shown in the metric's repr.
         per_sample: also keep per-sample distances, targets and radii.
         data_range, grayscale, interpolation, antialias: see
             :class:`~lipsim_tm.functional.preprocessing.Preprocessing`.
@@ -72,6 +77,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         epsilons: Sequence[float] | None = None,
         distance: str = "cosine",
         normalization: str = "augment",
+        certificate: str = "norm_aware",
         per_sample: bool = False,
         data_range: DataRange = 1.0,
         grayscale: bool = False,
@@ -80,7 +86,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         **kwargs: Any,
     ) -> None:
         self.distance = check_distance(distance)
-        check_sound_normalization(check_normalization(normalization), "Certified2AFCAccuracy")
+        self.certificate = check_certificate(certificate, check_normalization(normalization))
         if not isinstance(per_sample, bool):
             raise TypeError(f"per_sample must be a bool, got {per_sample!r}")
         self.per_sample = per_sample
@@ -113,11 +119,18 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         self._check_images(ref=ref, img0=img0, img1=img1)
         p = _check_target(target, ref.shape[0], ref.device)
         with torch.no_grad():
-            phi_r, phi_0, phi_1 = self._embed(torch.cat([ref, img0, img1])).chunk(3)
-        lipschitz = self._lipschitz(ref)
+            features = self._features(torch.cat([ref, img0, img1]))
+            phi_r, phi_0, phi_1 = normalize_embedding(features, self.normalization).chunk(3)
         prefers, tie = decision(phi_r, phi_0, phi_1)
-        radius_ref = reference_radius(phi_r, phi_0, phi_1, lipschitz)
-        radius_all = all_images_radius(phi_r, phi_0, phi_1, lipschitz)
+        radius_ref, radius_all = certified_radii(
+            phi_r,
+            phi_0,
+            phi_1,
+            features.chunk(3),
+            normalization=self.normalization,
+            certificate=self.certificate,
+            lipschitz=self._lipschitz(ref),
+        )
         score = torch.where(tie, 0.5, torch.where(prefers, p, 1 - p))
         decided = p != 0.5
         correct = decided & ~tie & (prefers == (p > 0.5))
@@ -132,6 +145,10 @@ class Certified2AFCAccuracy(LipSimMetricBase):
             d1 = distance_from_embeddings(phi_r, phi_1, self.distance)
             for key, value in zip(PER_SAMPLE_KEYS, (d0, d1, p, radius_ref, radius_all), strict=True):
                 getattr(self, key).append(value.detach().float())
+
+    def extra_repr(self) -> str:
+        """The certificate rule, normalisation and distance (shown in ``repr``)."""
+        return f"certificate={self.certificate!r}, normalization={self.normalization!r}, distance={self.distance!r}"
 
     def compute(self) -> dict[str, Tensor]:
         """``{"2afc", "certified_2afc@<eps>"..., "certified_2afc_all@<eps>"...}`` (see the class docstring)."""

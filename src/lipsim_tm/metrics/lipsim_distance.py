@@ -9,7 +9,8 @@ from torch import Tensor
 
 from lipsim_tm.functional.certificates import distance_interval
 from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings
-from lipsim_tm.functional.normalization import check_sound_normalization
+from lipsim_tm.functional.norm_aware import check_certificate, distance_shift
+from lipsim_tm.functional.normalization import normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.functional.two_afc import check_eps, check_perturbed
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
@@ -37,7 +38,10 @@ class LipSimDistance(LipSimMetricBase):
     Args:
         weights: see :mod:`lipsim_tm.weights` and :class:`~lipsim_tm.metrics.base.LipSimMetricBase`.
         distance: ``"cosine"`` or ``"l2"``.
-        normalization: ``"augment"``, ``"ball"`` or ``"plain"`` (uncertifiable: refused with ``certify_eps``).
+        normalization: ``"augment"``, ``"ball"`` or ``"plain"`` (with ``certify_eps``: norm-aware rule only).
+        certificate: rule for the half-width, ``"norm_aware"`` (default; each embedding moves by the
+            smaller of ``L eps`` and the norm-aware bound, see :mod:`~lipsim_tm.functional.norm_aware`) or
+            ``"plain"`` (``L eps``). Shown in the metric's repr.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         certify_eps: optional perturbation budget for the certified half-width.
         perturbed: ``"one"`` or ``"both"`` (which images the budget applies to).
@@ -61,6 +65,7 @@ class LipSimDistance(LipSimMetricBase):
         reduction: str = "mean",
         certify_eps: float | None = None,
         perturbed: str = "one",
+        certificate: str = "norm_aware",
         data_range: DataRange = 1.0,
         grayscale: bool = False,
         interpolation: str = "bicubic",
@@ -80,8 +85,7 @@ class LipSimDistance(LipSimMetricBase):
             antialias=antialias,
             **kwargs,
         )
-        if self.certify_eps is not None:
-            check_sound_normalization(self.normalization, "LipSimDistance(certify_eps=...)")
+        self.certificate = check_certificate(certificate, self.normalization)
         zero = torch.tensor(0.0, dtype=torch.float64)
         self.add_state("sum_distance", zero.clone(), dist_reduce_fx="sum")
         self.add_state("total", zero.clone(), dist_reduce_fx="sum")
@@ -93,9 +97,10 @@ class LipSimDistance(LipSimMetricBase):
     def update(self, x: Tensor, y: Tensor) -> None:
         """Add the distances between the pairs ``(x[i], y[i])``; bad input raises and changes nothing."""
         self._check_images(x=x, y=y)
-        phi_x, phi_y = self._embed(torch.cat([x, y])).chunk(2)
+        features = self._features(torch.cat([x, y]))
+        phi_x, phi_y = normalize_embedding(features, self.normalization).chunk(2)
         distances = distance_from_embeddings(phi_x, phi_y, self.distance)
-        half = self._half_widths(phi_x, phi_y, distances, x)
+        half = self._half_widths(phi_x, phi_y, features, distances, x)
         self.sum_distance = self.sum_distance + distances.double().sum()
         self.total = self.total + distances.shape[0]
         self.sum_half_width = self.sum_half_width + half.sum()
@@ -103,15 +108,23 @@ class LipSimDistance(LipSimMetricBase):
             self.values.append(distances.float())
             self.half_widths.append(half.float())
 
-    def _half_widths(self, phi_x: Tensor, phi_y: Tensor, distances: Tensor, x: Tensor) -> Tensor:
+    def _half_widths(self, phi_x: Tensor, phi_y: Tensor, features: Tensor, distances: Tensor, x: Tensor) -> Tensor:
         if self.certify_eps is None:
             return torch.zeros_like(distances, dtype=torch.float64).detach()
-        shift = self._lipschitz(x) * self.certify_eps * (2 if self.perturbed == "both" else 1)
+        f_x, f_y = features.chunk(2)
+        s = self._lipschitz(x) * self.certify_eps
+        shift = distance_shift(
+            f_x, f_y, s, perturbed=self.perturbed, normalization=self.normalization, certificate=self.certificate
+        )
         lower, upper = distance_interval(
             phi_x, phi_y, shift=shift, distance=self.distance, normalization=self.normalization
         )
         value = distances.detach().double()
         return torch.maximum(upper - value, value - lower).clamp_min(0.0)
+
+    def extra_repr(self) -> str:
+        """The certificate rule (used with ``certify_eps``), normalisation and distance (shown in ``repr``)."""
+        return f"certificate={self.certificate!r}, normalization={self.normalization!r}, distance={self.distance!r}"
 
     def compute(self) -> Tensor | dict[str, Tensor]:
         """The reduced distance, or ``{"distance", "half_width"}`` with ``certify_eps``. NaN (mean) before data."""

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from metrics_helpers import images, tiny, triplets
 from torch import Tensor
 
@@ -71,6 +73,18 @@ def _worst_ratio(normalization: str, norm: float, s: float, bound: Bound, seed: 
 @pytest.mark.parametrize(("normalization", "norm", "s"), CASES)
 def test_bound_holds_on_and_inside_the_sphere(normalization: str, norm: float, s: float) -> None:
     assert _worst_ratio(normalization, norm, s, normalization_shift) <= 1 + 1e-9
+
+
+@given(
+    normalization=st.sampled_from(["augment", "ball", "plain"]),
+    norm=st.floats(0.05, 50.0),
+    fraction=st.floats(1e-3, 3.0),
+    seed=st.integers(0, 1000),
+)
+def test_bound_holds_for_random_norms_and_budgets(normalization: str, norm: float, fraction: float, seed: int) -> None:
+    # s in (0, 3n] for the 1-Lipschitz maps; in (0, n) for v/||v|| (where s >= n certifies nothing)
+    s = fraction * norm if normalization != "plain" else fraction / 3 * 0.999 * norm
+    assert _worst_ratio(normalization, norm, s, normalization_shift, seed) <= 1 + 1e-9
 
 
 @pytest.mark.parametrize(

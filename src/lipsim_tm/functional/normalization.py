@@ -9,7 +9,7 @@ from lipsim_tm.nn.normalization import ConstantAugmentNormalize, PlainNormalize,
 
 #: Normalisations whose map is 1-Lipschitz everywhere, so certificates built on them are proofs.
 SOUND_NORMALIZATIONS: tuple[str, ...] = ("augment", "ball")
-#: Every accepted normalisation. ``"plain"`` (``v / ||v||``) is not 1-Lipschitz: compatibility only.
+#: Every accepted normalisation. ``"plain"`` (``v / ||v||``) is not 1-Lipschitz: norm-aware certificates only.
 NORMALIZATIONS: tuple[str, ...] = (*SOUND_NORMALIZATIONS, "plain")
 #: Normalisations whose output always lies on the unit sphere.
 ON_SPHERE: tuple[str, ...] = ("augment", "plain")
@@ -45,8 +45,9 @@ def normalize_embedding(features: Tensor, normalization: str = "augment") -> Ten
         normalization: ``"augment"`` (default): ``[v; 1] / ||[v; 1]||``, shape ``(N, D + 1)``, unit norm,
             1-Lipschitz everywhere. ``"ball"``: projection onto the unit ball ``v / max(1, ||v||)``,
             shape ``(N, D)``, norm ``<= 1``, 1-Lipschitz everywhere. ``"plain"``: ``v / ||v||``, shape
-            ``(N, D)``, unit norm, NOT 1-Lipschitz (local constant ``1 / ||v||``); offered only for
-            compatibility with the official code, and every certificate refuses it.
+            ``(N, D)``, unit norm, NOT 1-Lipschitz (local constant ``1 / ||v||``); offered for
+            compatibility with the official code; only the norm-aware certificates
+            (:mod:`~lipsim_tm.functional.norm_aware`) accept it.
 
     Returns:
         The embeddings, same dtype and device as ``features``; differentiable, finite gradients everywhere.

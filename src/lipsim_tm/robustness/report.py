@@ -1,0 +1,219 @@
+"""Natural, certified and empirical (under attack) 2AFC accuracy of LipSim at each l2 budget."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from lipsim_tm.attacks import METHODS, attack_2afc
+from lipsim_tm.functional import lipsim_distance
+from lipsim_tm.metrics import Certified2AFCAccuracy
+from lipsim_tm.robustness.decide import prefers_img1
+from lipsim_tm.weights import Weights
+
+#: Default budgets (l2, pixels in [0, 1]): 0 and the paper's 36/255, 72/255, 108/255.
+DEFAULT_EPSILONS: tuple[float, ...] = (0.0, 36 / 255, 72 / 255, 108 / 255)
+
+
+@dataclass(frozen=True)
+class RobustnessRow:
+    """Accuracies (fractions of the decided triplets) at one l2 budget ``eps`` (pixels in [0, 1]).
+
+    ``certified``/``empirical``: only the reference is perturbed; ``*_all``: each of the three images
+    by ``eps`` (``None`` when that attack was not run).
+    """
+
+    eps: float
+    certified: float
+    empirical: float
+    certified_all: float
+    empirical_all: float | None
+
+
+@dataclass(frozen=True)
+class RobustnessReport:
+    """What :func:`robustness_report` measured.
+
+    Attributes:
+        triplets: triplets evaluated; ``decided``: those with a majority (``p != 0.5``), the denominator
+            of every accuracy.
+        natural: fraction of decided triplets where the metric prefers the majority's image (ties wrong).
+        score_2afc: the soft 2AFC score (mean agreement with ``p``, ties 0.5) over all triplets.
+        rows: one :class:`RobustnessRow` per budget, in increasing ``eps``.
+        attack: the attack's settings.
+    """
+
+    triplets: int
+    decided: int
+    natural: float
+    score_2afc: float
+    rows: tuple[RobustnessRow, ...]
+    attack: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable dict (NaN written as ``null``)."""
+        data = asdict(self)
+        data["rows"] = [{k: _finite(v) for k, v in row.items()} for row in data["rows"]]
+        data["natural"], data["score_2afc"] = _finite(self.natural), _finite(self.score_2afc)
+        return data
+
+    def save_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`to_dict` as JSON to ``path``; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def table(self) -> str:
+        """The report as a fixed-width text table (percentages)."""
+        lines = [
+            f"triplets: {self.triplets} (decided: {self.decided}); natural accuracy {_pct(self.natural)};"
+            f" 2AFC score {_pct(self.score_2afc)}",
+            f"attack: {', '.join(f'{k}={v}' for k, v in self.attack.items())}",
+            f"{'eps (l2)':>10} {'certified':>10} {'empirical':>10} {'cert. all':>10} {'emp. all':>10}",
+        ]
+        for row in self.rows:
+            values = (row.certified, row.empirical, row.certified_all, row.empirical_all)
+            lines.append(f"{row.eps:>10.4f} " + " ".join(f"{_pct(v):>10}" for v in values))
+        return "\n".join(lines)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def _check_epsilons(epsilons: Sequence[float]) -> tuple[float, ...]:
+    if isinstance(epsilons, (str, bytes)) or not isinstance(epsilons, Sequence) or len(epsilons) == 0:
+        raise TypeError(f"epsilons must be a non-empty sequence of numbers, got {epsilons!r}")
+    for eps in epsilons:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+            raise ValueError(f"epsilons must hold finite numbers >= 0, got {list(epsilons)!r}")
+    return tuple(sorted({float(eps) for eps in epsilons}))
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def robustness_report(
+    dataset: Dataset,
+    *,
+    weights: Weights,
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    distance: str = "cosine",
+    normalization: str = "augment",
+    method: str = "apgd",
+    steps: int = 20,
+    restarts: int = 1,
+    attack_all: bool = False,
+    batch_size: int = 16,
+    max_triplets: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> RobustnessReport:
+    """Evaluate LipSim on 2AFC triplets: natural, certified and empirical accuracy at each l2 budget.
+
+    Args:
+        dataset: items ``(ref, img0, img1, p)``, images ``(3, H, W)`` in [0, 1] and ``p`` the fraction
+            judging ``img1`` closer (:class:`~lipsim_tm.data.NightsDataset`,
+            :class:`~lipsim_tm.data.BAPPS2AFCDataset`, :class:`~lipsim_tm.data.Synthetic2AFCDataset`).
+        weights: see :mod:`lipsim_tm.weights` (a checkpoint/export path, ``"random:<config>"`` or a backbone).
+        epsilons: l2 budgets per image, pixel units (sorted, duplicates dropped; 0 allowed).
+        distance, normalization: as in :class:`~lipsim_tm.metrics.Certified2AFCAccuracy`.
+        method, steps, restarts: the attack (:func:`~lipsim_tm.attacks.attack_2afc`), run on the
+            triplets the metric gets right; ``attack_all`` also attacks all three images.
+        max_triplets: evaluate only the first ``max_triplets`` items.
+        seed: the attack's random starts.
+
+    Certified accuracy comes from :class:`~lipsim_tm.metrics.Certified2AFCAccuracy`. A triplet counts as
+    empirically robust at ``eps`` when it is correct and no attack at a budget ``<= eps`` (smaller budgets
+    are feasible at larger ones) made the decision wrong or a tie, re-evaluated on the adversarial images.
+    So ``empirical <= natural`` and the empirical curve decreases with ``eps``; ``certified <= empirical``
+    holds whenever the certificates are sound.
+    """
+    eps_values = _check_epsilons(epsilons)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    steps, restarts = _check_int("steps", steps, 2), _check_int("restarts", restarts, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if not isinstance(attack_all, bool):
+        raise TypeError(f"attack_all must be a bool, got {attack_all!r}")
+    if max_triplets is not None:
+        _check_int("max_triplets", max_triplets, 1)
+        dataset = Subset(dataset, range(min(max_triplets, len(dataset))))
+    if len(dataset) == 0:
+        raise ValueError("dataset must hold at least one triplet, got an empty dataset")
+
+    metric = Certified2AFCAccuracy(
+        weights, epsilons=list(eps_values), distance=distance, normalization=normalization
+    ).to(device)
+    backbone = metric.backbone
+    options = {"distance": distance, "normalization": normalization}
+
+    def distance_fn(x: Tensor, y: Tensor) -> Tensor:
+        return lipsim_distance(x, y, weights=backbone, **options)
+
+    def correct(ref: Tensor, x0: Tensor, x1: Tensor, majority: Tensor) -> Tensor:
+        prefers, tie = prefers_img1(ref, x0, x1, weights=backbone, normalization=normalization)
+        return ~tie & (prefers == majority)
+
+    natural = decided = 0
+    robust = {"reference": torch.zeros(len(eps_values)), "all": torch.zeros(len(eps_values))}
+    targets = ("reference", "all") if attack_all else ("reference",)
+    for ref, x0, x1, p in DataLoader(dataset, batch_size=batch_size):
+        ref, x0, x1, p = (t.to(device) for t in (ref, x0, x1, p))
+        metric.update(ref, x0, x1, p)
+        majority, is_decided = p > 0.5, p != 0.5
+        ok = correct(ref, x0, x1, majority) & is_decided
+        natural += int(ok.sum())
+        decided += int(is_decided.sum())
+        for target in targets:
+            alive = ok.clone()  # correct and not broken at any smaller budget
+            for k, eps in enumerate(eps_values):
+                index = alive.nonzero().squeeze(1)
+                if eps > 0 and index.numel() > 0:
+                    images = (ref[index], x0[index], x1[index])
+                    result = attack_2afc(
+                        distance_fn, *images, eps=eps, perturb=target, method=method,
+                        steps=steps, restarts=restarts, generator=seed,
+                    )  # fmt: skip
+                    alive[index] = correct(*result.images, majority[index])
+                robust[target][k] += float(alive.sum())
+    score_2afc = float(metric.compute()["2afc"])
+    # The metric's float64 counts (its compute() rounds the fractions to float32).
+    certified = {"reference": metric.certified_reference.cpu(), "all": metric.certified_all.cpu()}
+
+    def fraction(count: float) -> float:
+        return count / decided if decided else math.nan
+
+    rows = tuple(
+        RobustnessRow(
+            eps=eps,
+            certified=fraction(float(certified["reference"][k])),
+            empirical=fraction(float(robust["reference"][k])),
+            certified_all=fraction(float(certified["all"][k])),
+            empirical_all=fraction(float(robust["all"][k])) if attack_all else None,
+        )
+        for k, eps in enumerate(eps_values)
+    )
+    return RobustnessReport(
+        triplets=len(dataset),
+        decided=decided,
+        natural=natural / decided if decided else math.nan,
+        score_2afc=score_2afc,
+        rows=rows,
+        attack={"method": method, "steps": steps, "restarts": restarts, "norm": "l2", "seed": seed},
+    )

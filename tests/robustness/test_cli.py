@@ -1,0 +1,69 @@
+"""``lipsim robustness``: help, a run on synthetic triplets with an export file, and its errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from lipsim_tm.cli import main
+
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["robustness", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--weights", "--epsilons", "--attack-all", "--method", "--steps", "--output-dir", "synthetic"):
+        assert option in out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "robustness" in capsys.readouterr().out
+
+
+def test_run_on_synthetic_triplets_writes_table_json_and_plot(trained, photos, tmp_path, capsys):
+    _, export = trained
+    output = tmp_path / "out"
+    argv = ["robustness", "synthetic", str(photos), "--weights", str(export), "--output-dir", str(output)]
+    argv += ["--length", "6", "--epsilons", "0", "0.3", "--steps", "3", "--attack-all", "--threads", "1"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "triplets: 6" in captured.out
+    assert f"wrote {output / 'robustness.json'}" in captured.out
+    data = json.loads((output / "robustness.json").read_text())
+    assert data["triplets"] == 6
+    assert [row["eps"] for row in data["rows"]] == [0.0, 0.3]
+    assert all(row["certified"] <= row["empirical"] <= data["natural"] for row in data["rows"])
+    assert all(row["empirical_all"] is not None for row in data["rows"])
+    if HAS_MATPLOTLIB:
+        assert (output / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+    else:
+        assert "matplotlib is not installed" in captured.err
+        assert not (output / "robustness.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--split", "test"], "--split applies to nights and bapps"),
+        (["--epsilons", "-1"], "epsilons must hold finite numbers >= 0"),
+        (["--threads", "0"], "--threads must be >= 1"),
+        (["--image-size", "0"], "--image-size must be >= 1"),
+    ],
+)
+def test_bad_arguments_exit_2_with_the_reason(photos, tmp_path, capsys, extra, match):
+    argv = ["robustness", "synthetic", str(photos), "--weights", "random:tiny32", "--output-dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--length", "2", *extra])
+    assert exit_info.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_missing_nights_folder_is_reported(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["robustness", "nights", str(tmp_path / "nowhere"), "--weights", "random:tiny32"])
+    assert exit_info.value.code == 2
+    assert "NIGHTS index not found" in capsys.readouterr().err

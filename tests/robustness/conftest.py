@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
+from robustness_helpers import one_thread
 
 from lipsim_tm import LipSimBackbone
 from lipsim_tm.data import Synthetic2AFCDataset
@@ -16,12 +17,9 @@ from lipsim_tm.training.trainer import seed_everything
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Two cores shared by several workers: one thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
 
 
 def _photo(seed: int, height: int = 48, width: int = 56) -> np.ndarray:
@@ -48,9 +46,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> tuple[LipSimBackbone, Path]:
     """A tiny32 LipSim fine-tuned for 40 hinge-loss steps on synthetic triplets (a few seconds), and its export."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         seed_everything(0)
         config = FinetuneConfig(
             output_dir=str(tmp_path_factory.mktemp("robustness_run")),
@@ -69,8 +65,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> tuple[Lip
         )
         train = Synthetic2AFCDataset(photos, image_size=32, length=640, seed=0)
         result = run_finetune(config, train_dataset=train)
-    finally:
-        torch.set_num_threads(threads)
     assert result.export_path is not None
     assert result.export_path.is_file()
     return result.model.eval().requires_grad_(False), result.export_path

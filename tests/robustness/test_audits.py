@@ -22,11 +22,20 @@ def images(triplets):
     return ref, x0, x1
 
 
-@pytest.mark.parametrize("perturb", ["reference", "all"])
-def test_no_flip_within_the_radius_and_tightness_at_least_one(trained, images, perturb):
+@pytest.mark.parametrize(
+    ("perturb", "normalization", "certificate"),
+    [
+        ("reference", "augment", "norm_aware"),
+        ("all", "augment", "norm_aware"),
+        ("reference", "plain", "norm_aware"),  # the released checkpoints' v / ||v||
+        ("reference", "augment", "plain"),
+    ],
+)
+def test_no_flip_within_the_radius_and_tightness_at_least_one(trained, images, perturb, normalization, certificate):
     backbone, _ = trained
-    result = audit(*images, weights=backbone, perturb=perturb, steps=10, restarts=2, bisection_steps=3)
-    clean = two_afc(*images, weights=backbone)
+    options = {"weights": backbone, "normalization": normalization, "certificate": certificate}
+    result = audit(*images, perturb=perturb, steps=10, restarts=2, bisection_steps=3, **options)
+    clean = two_afc(*images, **options)
     expected = clean.radius_reference if perturb == "reference" else clean.radius_all
     torch.testing.assert_close(result.radius, expected)
     assert result.certified.sum() >= 6  # the trained model certifies most held-out triplets
@@ -35,7 +44,7 @@ def test_no_flip_within_the_radius_and_tightness_at_least_one(trained, images, p
     assert (ratio >= 1).all(), ratio
     # The search does find flips (finite ratios) for most triplets: the audit measures something.
     assert torch.isfinite(ratio).sum() >= 6, ratio
-    print(f"tightness ({perturb}): smallest flip / R = {[round(float(r), 2) for r in ratio]}")
+    print(f"tightness ({perturb}, {normalization}, {certificate}): flip / R = {[round(float(r), 2) for r in ratio]}")
 
 
 def test_apgd_with_restarts_at_the_radius_never_flips(trained, images):

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from robustness_helpers import one_thread
 
 from lipsim_tm.functional import two_afc
 from lipsim_tm.metrics import Certified2AFCAccuracy
@@ -18,9 +19,10 @@ EPSILONS = (0.0, 0.2, 0.5, 1.5)
 @pytest.fixture(scope="module")
 def report(trained, triplets):
     backbone, _ = trained
-    return robustness_report(
-        triplets, weights=backbone, epsilons=(1.5, 0.0, 0.5, 0.2), steps=10, attack_all=True, batch_size=5
-    )
+    with one_thread():  # module fixtures run before the function-scoped autouse one
+        return robustness_report(
+            triplets, weights=backbone, epsilons=(1.5, 0.0, 0.5, 0.2), steps=10, attack_all=True, batch_size=5
+        )
 
 
 def _stacked(dataset):
@@ -64,7 +66,9 @@ def test_json_and_table(report, tmp_path):
     path = report.save_json(tmp_path / "r.json")
     data = json.loads(path.read_text())
     assert data == report.to_dict()
-    assert set(data) == {"triplets", "decided", "natural", "score_2afc", "rows", "attack"}
+    keys = {"triplets", "decided", "natural", "score_2afc", "rows", "attack", "certificate", "normalization"}
+    assert set(data) == keys
+    assert (data["certificate"], data["normalization"]) == ("norm_aware", "augment")
     assert data["attack"] == {"method": "apgd", "steps": 10, "restarts": 1, "norm": "l2", "seed": 0}
     assert [r["eps"] for r in data["rows"]] == sorted(EPSILONS)
     assert set(data["rows"][0]) == {"eps", "certified", "empirical", "certified_all", "empirical_all"}
@@ -83,6 +87,17 @@ def test_without_the_all_images_attack_its_column_is_empty(trained, triplets):
     assert all(row.empirical_all is None for row in report.rows)
     assert report.to_dict()["rows"][1]["empirical_all"] is None
     assert report.table().splitlines()[-1].split()[-1] == "-"
+
+
+@pytest.mark.parametrize(("normalization", "certificate"), [("plain", "norm_aware"), ("augment", "plain")])
+def test_ordering_holds_for_other_certificate_rules(trained, triplets, normalization, certificate):
+    report = robustness_report(
+        triplets, weights=trained[0], epsilons=(0.0, 0.2, 0.6), steps=5, normalization=normalization,
+        certificate=certificate, max_triplets=8,
+    )  # fmt: skip
+    assert (report.normalization, report.certificate) == (normalization, certificate)
+    for row in report.rows:
+        assert row.certified <= row.empirical <= report.natural, row
 
 
 def test_plot_is_a_png(report, tmp_path):

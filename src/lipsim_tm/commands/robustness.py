@@ -12,6 +12,7 @@ DATASETS: tuple[str, ...] = ("nights", "bapps", "synthetic")
 
 def add_parser(subparsers: Any) -> None:
     from lipsim_tm.attacks import METHODS
+    from lipsim_tm.functional import CERTIFICATES, NORMALIZATIONS
     from lipsim_tm.robustness import DEFAULT_EPSILONS
 
     parser = subparsers.add_parser(
@@ -42,6 +43,15 @@ def add_parser(subparsers: Any) -> None:
         nargs="+",
         default=[round(e, 4) for e in DEFAULT_EPSILONS],
         help="l2 budgets per image, pixels in [0, 1] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--normalization",
+        choices=NORMALIZATIONS,
+        default="augment",
+        help="embedding normalisation (default: %(default)s; 'plain' for the released checkpoints' v/||v||)",
+    )
+    parser.add_argument(
+        "--certificate", choices=CERTIFICATES, default="norm_aware", help="certificate rule (default: %(default)s)"
     )
     parser.add_argument("--method", choices=METHODS, default="apgd", help="attack (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=20, help="attack steps (default: %(default)s)")
@@ -87,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         dataset,
         weights=backbone,
         epsilons=args.epsilons,
+        normalization=args.normalization,
+        certificate=args.certificate,
         method=args.method,
         steps=args.steps,
         restarts=args.restarts,

@@ -56,6 +56,7 @@ def audit(
     perturb: str = "reference",
     distance: str = "cosine",
     normalization: str = "augment",
+    certificate: str = "norm_aware",
     method: str = "apgd",
     steps: int = 50,
     restarts: int = 3,
@@ -70,7 +71,8 @@ def audit(
     failed and the smallest flipping norm found. A change is verified by re-evaluating the decision on
     the adversarial images (:func:`~lipsim_tm.functional.two_afc`), and its size is the actual norm of
     the perturbation, not the budget. The radius is the certificate of ``two_afc`` (``radius_reference``
-    or ``radius_all`` for ``perturb="all"``).
+    or ``radius_all`` for ``perturb="all"``) under the rule ``certificate`` (see
+    :data:`~lipsim_tm.functional.CERTIFICATES`).
 
     Args:
         ref, img0, img1: ``(N, C, H, W)`` images in [0, 1]; ``weights``: see :mod:`lipsim_tm.weights`.
@@ -86,7 +88,7 @@ def audit(
         raise ValueError(f"max_eps must be a positive finite number, got {max_eps!r}")
     options = {"weights": weights, "distance": distance, "normalization": normalization}
     with torch.no_grad():
-        clean = two_afc(ref, img0, img1, **options)
+        clean = two_afc(ref, img0, img1, certificate=certificate, **options)
     radius = clean.radius_reference if perturb == "reference" else clean.radius_all
     originals = (ref, img0, img1)
 

@@ -48,7 +48,8 @@ class RobustnessReport:
         natural: fraction of decided triplets where the metric prefers the majority's image (ties wrong).
         score_2afc: the soft 2AFC score (mean agreement with ``p``, ties 0.5) over all triplets.
         rows: one :class:`RobustnessRow` per budget, in increasing ``eps``.
-        attack: the attack's settings.
+        attack: the attack's settings; certificate, normalization: the certificate rule and embedding
+            normalisation evaluated.
     """
 
     triplets: int
@@ -57,6 +58,8 @@ class RobustnessReport:
     score_2afc: float
     rows: tuple[RobustnessRow, ...]
     attack: dict[str, object] = field(default_factory=dict)
+    certificate: str = "norm_aware"
+    normalization: str = "augment"
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-serialisable dict (NaN written as ``null``)."""
@@ -75,7 +78,7 @@ class RobustnessReport:
         """The report as a fixed-width text table (percentages)."""
         lines = [
             f"triplets: {self.triplets} (decided: {self.decided}); natural accuracy {_pct(self.natural)};"
-            f" 2AFC score {_pct(self.score_2afc)}",
+            f" 2AFC score {_pct(self.score_2afc)}; normalization {self.normalization}, certificate {self.certificate}",
             f"attack: {', '.join(f'{k}={v}' for k, v in self.attack.items())}",
             f"{'eps (l2)':>10} {'certified':>10} {'empirical':>10} {'cert. all':>10} {'emp. all':>10}",
         ]
@@ -115,6 +118,7 @@ def robustness_report(
     epsilons: Sequence[float] = DEFAULT_EPSILONS,
     distance: str = "cosine",
     normalization: str = "augment",
+    certificate: str = "norm_aware",
     method: str = "apgd",
     steps: int = 20,
     restarts: int = 1,
@@ -132,7 +136,7 @@ def robustness_report(
             :class:`~lipsim_tm.data.BAPPS2AFCDataset`, :class:`~lipsim_tm.data.Synthetic2AFCDataset`).
         weights: see :mod:`lipsim_tm.weights` (a checkpoint/export path, ``"random:<config>"`` or a backbone).
         epsilons: l2 budgets per image, pixel units (sorted, duplicates dropped; 0 allowed).
-        distance, normalization: as in :class:`~lipsim_tm.metrics.Certified2AFCAccuracy`.
+        distance, normalization, certificate: as in :class:`~lipsim_tm.metrics.Certified2AFCAccuracy`.
         method, steps, restarts: the attack (:func:`~lipsim_tm.attacks.attack_2afc`), run on the
             triplets the metric gets right; ``attack_all`` also attacks all three images.
         max_triplets: evaluate only the first ``max_triplets`` items.
@@ -158,7 +162,7 @@ def robustness_report(
         raise ValueError("dataset must hold at least one triplet, got an empty dataset")
 
     metric = Certified2AFCAccuracy(
-        weights, epsilons=list(eps_values), distance=distance, normalization=normalization
+        weights, epsilons=list(eps_values), distance=distance, normalization=normalization, certificate=certificate
     ).to(device)
     backbone = metric.backbone
     options = {"distance": distance, "normalization": normalization}
@@ -216,4 +220,6 @@ def robustness_report(
         score_2afc=score_2afc,
         rows=rows,
         attack={"method": method, "steps": steps, "restarts": restarts, "norm": "l2", "seed": seed},
+        certificate=certificate,
+        normalization=normalization,
     )

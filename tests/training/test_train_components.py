@@ -89,6 +89,23 @@ def test_hinge_loss_brute_force():
         hinge_2afc_loss(d0, d1[:2], p, margin)
 
 
+def test_norm_floor_penalty_and_its_place_in_the_finetune_loss():
+    from lipsim_tm.training.finetune import FinetuneStep, norm_floor_penalty
+
+    embeddings = torch.tensor([[3.0, 4.0], [0.3, 0.4], [0.0, 0.0]], dtype=torch.float64)  # norms 5, 0.5, 0
+    assert float(norm_floor_penalty(embeddings, 1.0)) == pytest.approx((0 + 0.5 + 1.0) / 3)
+    assert float(norm_floor_penalty(embeddings, 0.0)) == 0.0
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3).double()
+    batch = [torch.randn(2, 4, dtype=torch.float64) for _ in range(3)] + [torch.tensor([1.0, 0.0])]
+    plain, _ = FinetuneStep(margin=0.1)(model, batch)
+    floored, count = FinetuneStep(margin=0.1, norm_floor=10.0, norm_weight=0.5)(model, batch)
+    expected = 0.5 * float(norm_floor_penalty(model(torch.cat(batch[:3])), 10.0))
+    assert count == 6
+    assert float(floored - plain) == pytest.approx(expected)
+
+
 def test_triplet_scores():
     d0, d1 = torch.tensor([0.1, 0.4, 0.2]), torch.tensor([0.3, 0.2, 0.2])
     p = torch.tensor([0.25, 0.75, 1.0])

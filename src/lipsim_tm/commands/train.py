@@ -352,6 +352,19 @@ def add_parser(subparsers: Any) -> None:
         "embedding distances decide cross-family triplets",
     )
     data.add_argument("--bapps-subsets", nargs="+", default=None, help="bapps: subsets to use (default: all present)")
+    data.add_argument(
+        "--norm-floor",
+        type=float,
+        default=f("norm_floor"),
+        help="embedding norm below which --norm-weight penalises (keeps norm-aware certificates large) "
+        "(default: %(default)s)",
+    )
+    data.add_argument(
+        "--norm-weight",
+        type=float,
+        default=f("norm_weight"),
+        help="weight of mean(relu(norm_floor - ||f(x)||)) in the loss; 0 turns it off (default: %(default)s)",
+    )
     finetune.set_defaults(func=run_finetune_command)
 
 
@@ -402,6 +415,8 @@ def run_finetune_command(args: argparse.Namespace) -> int:
         synthetic_cross_family=args.synthetic_cross_family,
         synthetic_labeller=args.synthetic_labeller,
         bapps_subsets=tuple(args.bapps_subsets) if args.bapps_subsets else None,
+        norm_floor=args.norm_floor,
+        norm_weight=args.norm_weight,
     )
     try:
         result = run_finetune(config)

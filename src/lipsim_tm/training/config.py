@@ -171,7 +171,11 @@ class DistillConfig(TrainConfig):
 
 @dataclass(kw_only=True)
 class FinetuneConfig(TrainConfig):
-    """2AFC fine-tuning with the hinge loss on ``d0 - d1`` (official: margin 0.5 or 0.2, batch 32, 1 epoch)."""
+    """2AFC fine-tuning with the hinge loss on ``d0 - d1`` (official: margin 0.5 or 0.2, batch 32, 1 epoch).
+
+    ``norm_weight * mean(relu(norm_floor - ||f(x)||))`` is added to the loss when ``norm_weight > 0``:
+    hinge-only training shrinks the embedding norms, and with them the norm-aware certificates.
+    """
 
     dataset: str
     data_dir: str
@@ -190,10 +194,14 @@ class FinetuneConfig(TrainConfig):
     synthetic_cross_family: float = 0.0
     synthetic_labeller: str | None = None
     bapps_subsets: tuple[str, ...] | None = None
+    norm_floor: float = 0.0
+    norm_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _choice("dataset", self.dataset, FINETUNE_DATASETS)
+        _number("norm_floor", self.norm_floor, low=0.0)
+        _number("norm_weight", self.norm_weight, low=0.0)
         if not isinstance(self.data_dir, str) or not self.data_dir:
             raise ValueError(f"data_dir must be a non-empty path, got {self.data_dir!r}")
         if self.dataset == "nights":

@@ -34,21 +34,44 @@ def hinge_2afc_loss(d0: Tensor, d1: Tensor, p: Tensor, margin: float) -> Tensor:
     return torch.relu(margin - (d0 - d1) * sign).mean()
 
 
-class FinetuneStep:
-    """One training step's loss: the student on the three images (one forward), then the hinge loss."""
+def norm_floor_penalty(embeddings: Tensor, floor: float) -> Tensor:
+    """Mean of ``relu(floor - ||e||)`` over the rows of ``(N, D)`` embeddings (0 once every norm reaches ``floor``)."""
+    return torch.relu(floor - embeddings.norm(dim=1)).mean()
 
-    def __init__(self, *, margin: float, normalization: str = "augment", distance: str = "cosine") -> None:
+
+class FinetuneStep:
+    """One training step's loss: the student on the three images (one forward), then the hinge loss.
+
+    With ``norm_weight > 0`` the loss adds ``norm_weight * norm_floor_penalty(f, norm_floor)`` on the
+    un-normalised embeddings of all three images.
+    """
+
+    def __init__(
+        self,
+        *,
+        margin: float,
+        normalization: str = "augment",
+        distance: str = "cosine",
+        norm_floor: float = 0.0,
+        norm_weight: float = 0.0,
+    ) -> None:
         self.margin = margin
         self.normalization = normalization
         self.distance = distance
+        self.norm_floor = norm_floor
+        self.norm_weight = norm_weight
 
     def __call__(self, model: nn.Module, batch: list[Any]) -> tuple[Tensor, int]:
         ref, img0, img1, p = batch
         n = ref.shape[0]
-        phi = normalize_embedding(model(torch.cat([ref, img0, img1])), self.normalization)
+        embeddings = model(torch.cat([ref, img0, img1]))
+        phi = normalize_embedding(embeddings, self.normalization)
         d0 = distance_from_embeddings(phi[:n], phi[n : 2 * n], self.distance)
         d1 = distance_from_embeddings(phi[:n], phi[2 * n :], self.distance)
-        return hinge_2afc_loss(d0, d1, p, self.margin), 3 * n
+        loss = hinge_2afc_loss(d0, d1, p, self.margin)
+        if self.norm_weight > 0:
+            loss = loss + self.norm_weight * norm_floor_penalty(embeddings, self.norm_floor)
+        return loss, 3 * n
 
 
 def build_2afc_datasets(config: FinetuneConfig, image_size: int) -> tuple[Dataset, Dataset | None]:
@@ -119,11 +142,17 @@ def run_finetune(
                 max_triplets=config.eval_max_triplets,
             )
 
-    step = FinetuneStep(margin=config.margin, normalization=config.normalization, distance=config.distance)
+    step = FinetuneStep(
+        margin=config.margin,
+        normalization=config.normalization,
+        distance=config.distance,
+        norm_floor=config.norm_floor,
+        norm_weight=config.norm_weight,
+    )
     summary = {"train_triplets": len(train_dataset), "val_triplets": len(val_dataset) if val_dataset else 0}
     return train(
         config, model=model, dataset=train_dataset, step_fn=step, context=context, evaluate=evaluate, summary=summary
     )
 
 
-__all__ = ["FinetuneStep", "build_2afc_datasets", "hinge_2afc_loss", "run_finetune"]
+__all__ = ["FinetuneStep", "build_2afc_datasets", "hinge_2afc_loss", "norm_floor_penalty", "run_finetune"]

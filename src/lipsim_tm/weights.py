@@ -3,13 +3,19 @@
 ``weights`` may be:
 
 - a :class:`~lipsim_tm.backbone.LipSimBackbone` instance: used as is (never copied, moved or frozen here);
-- a checkpoint path (``str`` or ``os.PathLike``): an official LipSim checkpoint or a lipsim-tm export,
-  read by :func:`lipsim_tm.checkpoints.load_backbone`;
+- a registered name (``str``, see :mod:`lipsim_tm.registry`): ``"default"``, the LipSim model shipped inside
+  the package (read offline; a clear :class:`~lipsim_tm.registry.WeightsNotFoundError` if the installation
+  lacks it), or one of the paper's released checkpoints ``"lipsim-pretrained"``, ``"lipsim-margin0.2"``,
+  ``"lipsim-margin0.5"`` (downloaded into the cache folder on first use, then read from there offline);
 - ``"random:<config>"`` (e.g. ``"random:tiny32"``): a randomly initialised backbone of a named
   configuration, always the same weights (seed :data:`RANDOM_SEED`, the global RNG is left untouched).
   For tests and examples only: its distances mean nothing perceptually.
-- ``"default"``: the shipped LipSim model. Not available in this version; it raises a ``ValueError``
-  saying what to pass instead.
+- a checkpoint path (``os.PathLike``, or a ``str`` that is not a registered name): an official LipSim
+  checkpoint or a lipsim-tm export, detected automatically by :func:`lipsim_tm.checkpoints.load_backbone`.
+
+A string that is neither a registered name nor ``"random:<config>"`` nor an existing file raises
+:class:`~lipsim_tm.registry.WeightsNotFoundError` (a ``ValueError`` and a ``FileNotFoundError``) listing
+the registered names.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from lipsim_tm import registry
 from lipsim_tm.backbone import NAMED_CONFIGS, LipSimBackbone
 
 DEFAULT_WEIGHTS = "default"
@@ -37,8 +44,9 @@ _CACHE: OrderedDict[tuple, LipSimBackbone] = OrderedDict()
 
 def _hint() -> str:
     return (
-        "pass weights=<path to an official LipSim checkpoint or a lipsim-tm export>, a LipSimBackbone instance,"
-        f" or 'random:<config>' (random initialisation, for tests only; configs: {sorted(NAMED_CONFIGS)})"
+        "pass weights=<registered name>, <path to an official LipSim checkpoint or a lipsim-tm export>, a"
+        " LipSimBackbone instance, or 'random:<config>' (random initialisation, for tests only; configs:"
+        f" {sorted(NAMED_CONFIGS)})"
     )
 
 
@@ -52,24 +60,49 @@ def random_backbone(config: str) -> LipSimBackbone:
 
 
 def _source(weights: object) -> tuple[str, str]:
-    """``("random", config)`` or ``("file", path)`` for non-instance ``weights``; raises on anything else."""
+    """``("random", config)``, ``("registered", name)`` or ``("file", path)`` for non-instance ``weights``."""
     if isinstance(weights, os.PathLike):
-        weights = os.fspath(weights)
+        return "file", os.fspath(weights)
     if not isinstance(weights, str):
         raise TypeError(
-            f"weights must be a LipSimBackbone, a checkpoint path or a 'random:<config>' string,"
+            "weights must be a LipSimBackbone, a checkpoint path, a registered name or a 'random:<config>' string,"
             f" got {type(weights).__name__}"
         )
-    if weights == DEFAULT_WEIGHTS:
-        raise ValueError(f"weights='default' (the shipped LipSim model) is not available in this version; {_hint()}")
     if weights.startswith(RANDOM_PREFIX):
         return "random", weights[len(RANDOM_PREFIX) :]
-    if weights in NAMED_CONFIGS and not Path(weights).exists():
+    if weights in registry.REGISTRY:
+        return "registered", weights
+    if Path(weights).exists():
+        return "file", weights
+    if weights in NAMED_CONFIGS:
         raise ValueError(
-            f"weights={weights!r} names a configuration, but released weights for it cannot be loaded by name in"
-            f" this version; pass weights='random:{weights}' for a random network (tests only) or a checkpoint path"
+            f"weights={weights!r} names a configuration, not weights; pass a registered name"
+            f" ({registry.registered_names()}), a checkpoint path, or weights='random:{weights}' for a random"
+            " network (tests only)"
         )
-    return "file", weights
+    raise registry.WeightsNotFoundError(
+        f"weights={weights!r} is neither a registered name ({registry.registered_names()}) nor an existing file;"
+        f" {_hint()}"
+    )
+
+
+def _load_registered(name: str) -> LipSimBackbone:
+    """The backbone of the registered ``name`` (its file downloaded first if needed), checked against the
+    entry's declared format and architecture."""
+    from lipsim_tm.checkpoints import load_backbone
+    from lipsim_tm.checkpoints.export import is_export
+    from lipsim_tm.checkpoints.io import read_checkpoint
+
+    entry = registry.get_entry(name)
+    path = registry.weights_file(name)
+    checkpoint = read_checkpoint(path)
+    found = "export" if is_export(checkpoint) else "official"
+    if found != entry.format:
+        raise ValueError(f"weights={name!r}: {str(path)!r} is registered as format {entry.format!r} but is {found!r}")
+    try:
+        return load_backbone(checkpoint, config=entry.config, map_location="cpu")
+    except ValueError as error:
+        raise ValueError(f"weights={name!r} ({str(path)!r}): {error}") from error
 
 
 def resolve_backbone(weights: Weights) -> LipSimBackbone:
@@ -77,30 +110,38 @@ def resolve_backbone(weights: Weights) -> LipSimBackbone:
 
     Raises:
         TypeError: ``weights`` has the wrong type.
-        ValueError: ``"default"``, an unknown ``"random:<config>"``, a bare configuration name, or an
-            invalid checkpoint.
-        FileNotFoundError: the checkpoint path does not exist.
+        ValueError: an unknown ``"random:<config>"``, a bare configuration name, an invalid checkpoint, or a
+            sha256 mismatch of a registered file.
+        WeightsNotFoundError: a string that is neither a registered name nor an existing file, or a shipped
+            model missing from the installation.
+        FileNotFoundError: a path object that does not exist.
+        lipsim_tm.download.DownloadError: a registered file that is not cached could not be downloaded.
     """
     if isinstance(weights, LipSimBackbone):
         return weights
     kind, value = _source(weights)
     if kind == "random":
         return random_backbone(value)
+    if kind == "registered":
+        return _load_registered(value)
     from lipsim_tm.checkpoints import load_backbone
 
     return load_backbone(value, map_location="cpu")
 
 
 def _cache_key(weights: Weights) -> tuple:
+    """``("random", config)``, ``("registered", name, path, mtime, size)`` or ``("file", path, mtime, size)``;
+    a registered file not yet in the cache is downloaded here."""
     kind, value = _source(weights)
     if kind == "random":
         return (kind, value)
-    path = Path(value).resolve()
+    path = (registry.weights_file(value) if kind == "registered" else Path(value)).resolve()
     try:
         stat = path.stat()
     except FileNotFoundError as error:
         raise FileNotFoundError(f"weights checkpoint {value!r} does not exist") from error
-    return (kind, str(path), stat.st_mtime_ns, stat.st_size)
+    file_key = (str(path), stat.st_mtime_ns, stat.st_size)
+    return (kind, value, *file_key) if kind == "registered" else (kind, *file_key)
 
 
 def cached_backbone(weights: Weights, device: torch.device | str) -> LipSimBackbone:
@@ -108,7 +149,8 @@ def cached_backbone(weights: Weights, device: torch.device | str) -> LipSimBackb
 
     Used by the functional API so that calls do not rebuild or reload the network. Entries are keyed on
     the configuration name, or on the checkpoint's resolved path, modification time and size (so a
-    rewritten file is reloaded), and on the device: each device gets its own copy, made from the
+    rewritten file is reloaded; for a registered name, on the name and its local file, downloaded first
+    if needed), and on the device: each device gets its own copy, made from the
     first one loaded. At most :data:`CACHE_SIZE` networks are kept (least recently used dropped).
     A :class:`LipSimBackbone` instance is returned as is and never cached, copied, moved or frozen.
     """

@@ -172,8 +172,10 @@ class LipSimBackbone(nn.Module):
         cfg = self.config
         if cfg.input_shift != 0.0 or cfg.input_scale != 1.0:
             x = (x - cfg.input_shift) * cfg.input_scale
-        # channels_last makes the thin (inner-width) convolutions markedly faster on CPU.
-        x = self.pad(self.unshuffle(x)).contiguous(memory_format=torch.channels_last)
+        # channels_last makes the thin (inner-width) convolutions markedly faster on CPU. Converting the
+        # few input channels before the zero-padding (which keeps the layout) avoids a full-width copy.
+        x = self.unshuffle(x).contiguous(memory_format=torch.channels_last)
+        x = self.pad(x).contiguous(memory_format=torch.channels_last)
         convs = iter(self.convs)
         for depth in cfg.conv_stages:
             for _ in range(depth):

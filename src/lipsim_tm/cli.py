@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 #: Modules under ``lipsim_tm.commands`` whose ``add_parser`` adds one top-level command each.
-COMMAND_MODULES: tuple[str, ...] = ("train", "export", "robustness")
+COMMAND_MODULES: tuple[str, ...] = ("train", "export", "robustness", "distance", "two_afc", "certify", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

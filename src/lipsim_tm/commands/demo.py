@@ -1,0 +1,286 @@
+"""``lipsim demo``: an offline report on the photos shipped in the package (table, ``report.json``, a PNG plot).
+
+Two parts, both on the three photos of ``lipsim_tm/assets/photos``:
+
+- 2AFC: seeded same-family synthetic triplets (a crop at the network's input size and two distortions of
+  one family at different severities; the milder one is closer, so the label is known), scored by
+  :class:`~lipsim_tm.metrics.Certified2AFCAccuracy` under both certificate rules;
+- severity: the distance of each whole photo to each of its distortions at increasing severity, with the
+  certified interval at 36/255 (one image perturbed), in the photo's own pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lipsim_tm.backbone import LipSimBackbone
+from lipsim_tm.commands._common import (
+    add_network_arguments,
+    describe_eps,
+    embed_images,
+    evaluate_2afc,
+    load_network,
+    read_image,
+    write_json,
+)
+
+#: Certificate rules compared: the published 1-Lipschitz rule and the norm-aware one.
+RULES: dict[str, str] = {"plain": "plain (1-Lipschitz)", "norm_aware": "norm-aware"}
+#: Budgets of the plotted curves (l2, pixels in [0, 1]); the paper's three are added.
+PLOT_EPSILONS: tuple[float, ...] = tuple(i / 50 for i in range(31))
+#: Budget of the severity intervals.
+SEVERITY_EPSILON = 36 / 255
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="offline demo on the photos shipped with the package: 2AFC accuracy, certificates, a plot",
+        description=(
+            "Run LipSim on the three photos shipped with the package (no network, no files of yours): seeded"
+            " synthetic 2AFC triplets with known answers (two severities of one distortion; the milder is"
+            " closer) scored naturally and certified at l2 budgets eps (pixels in [0, 1]) under the plain and"
+            " the norm-aware rule, and the distance of each photo to its distortions by severity with certified"
+            " intervals. Prints a table; writes report.json and certified_accuracy.png to --out."
+        ),
+    )
+    parser.add_argument("--out", default="lipsim-demo", help="output folder (default: ./%(default)s)")
+    parser.add_argument("--triplets", type=int, default=90, help="synthetic triplets (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the triplets and distortions (default: 0)")
+    parser.add_argument("--batch-size", type=int, default=16, help="triplets per batch (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_network_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def shipped_photos() -> Iterator[list[Path]]:
+    """File-system paths of the photos in ``lipsim_tm/assets/photos`` (sorted), valid inside the ``with`` block."""
+    folder = resources.files("lipsim_tm") / "assets" / "photos"
+    entries = sorted((e for e in folder.iterdir() if e.name.lower().endswith(".jpg")), key=lambda e: e.name)
+    if not entries:
+        raise FileNotFoundError(f"no photos in {folder}: this installation of lipsim_tm lacks its assets (reinstall)")
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(resources.as_file(entry)) for entry in entries]
+
+
+def _two_afc_part(
+    backbone: LipSimBackbone, photos: list[Path], *, triplets: int, seed: int, batch_size: int, progress: bool
+) -> dict[str, Any]:
+    from lipsim_tm.data import Synthetic2AFCDataset
+    from lipsim_tm.metrics import Certified2AFCAccuracy
+    from lipsim_tm.metrics.certified_2afc import PAPER_EPSILONS
+
+    size = backbone.config.input_size
+    dataset = Synthetic2AFCDataset(photos, image_size=size, length=triplets, seed=seed)
+    epsilons = sorted(set(PLOT_EPSILONS) | set(PAPER_EPSILONS))
+    device = next(backbone.parameters()).device
+    metrics = {
+        rule: Certified2AFCAccuracy(backbone, epsilons=epsilons, certificate=rule, per_sample=True).to(device)
+        for rule in RULES
+    }
+    results = evaluate_2afc(dataset, metrics, batch_size=batch_size, progress=progress, label="demo 2afc")
+    rules = {}
+    for rule, result in results.items():
+        metric = metrics[rule]
+        rules[rule] = {
+            "certified_reference": {
+                f"{eps:.6g}": float(result[k]) for eps, k in zip(epsilons, metric.keys, strict=True)
+            },
+            "certified_all": {f"{eps:.6g}": float(result[k]) for eps, k in zip(epsilons, metric.keys_all, strict=True)},
+            "median_radius_reference": float(result["radius_reference"].median()),
+            "median_radius_all": float(result["radius_all"].median()),
+        }
+    return {
+        "triplets": triplets,
+        "crop_size": size,
+        "seed": seed,
+        "photos": [p.name for p in photos],
+        "natural_2afc": float(results["plain"]["2afc"]),
+        "epsilons": epsilons,
+        "rules": rules,
+    }
+
+
+def _severity_part(backbone: LipSimBackbone, photos: list[Path], *, seed: int) -> dict[str, Any]:
+    from lipsim_tm.commands.distance import certified_bounds
+    from lipsim_tm.data import DISTORTION_FAMILIES, apply_distortion
+    from lipsim_tm.data.transforms import item_generator
+    from lipsim_tm.functional import distance_from_embeddings
+
+    options = {"perturbed": "one", "distance": "cosine", "normalization": "augment", "certificate": "norm_aware"}
+    families = list(DISTORTION_FAMILIES)
+    norms: list[float] = []
+    per_photo = []
+    for p, path in enumerate(photos):
+        photo = read_image(path)
+        distorted = torch.stack(
+            [
+                apply_distortion(photo[0], family, level, item_generator(seed, p, f, level))
+                for f, family in enumerate(families)
+                for level in range(len(DISTORTION_FAMILIES[family]))
+            ]
+        )
+        reference, variants = (
+            embed_images(backbone, photo, "augment", path.name),
+            embed_images(backbone, distorted, "augment", path.name),
+        )
+        distances = distance_from_embeddings(reference.phi.expand_as(variants.phi), variants.phi, "cosine")
+        lower, upper = certified_bounds(reference, variants, SEVERITY_EPSILON, **options)
+        norms += torch.cat([reference.features, variants.features]).double().norm(dim=1).tolist()
+        rows, k = {}, 0
+        for family in families:
+            rows[family] = []
+            for level, severity in enumerate(DISTORTION_FAMILIES[family]):
+                rows[family].append(
+                    {
+                        "level": level,
+                        "severity": severity,
+                        "distance": float(distances[k]),
+                        "lower": float(lower[k]),
+                        "upper": float(upper[k]),
+                    }
+                )
+                k += 1
+        height, width = photo.shape[-2:]
+        per_photo.append({"photo": path.name, "size": [width, height], "lipschitz": reference.lipschitz, **rows})
+    monotone = sum(
+        all(a["distance"] < b["distance"] for a, b in zip(entry[f], entry[f][1:], strict=False))
+        for entry in per_photo
+        for f in families
+    )
+    return {
+        "eps": SEVERITY_EPSILON,
+        **options,
+        "families": families,
+        "photos": per_photo,
+        "increasing_series": monotone,
+        "series": len(per_photo) * len(families),
+        "embedding_norms": {
+            "images": len(norms),
+            "min": min(norms),
+            "median": statistics.median(norms),
+            "max": max(norms),
+        },
+    }
+
+
+def run_demo(
+    backbone: LipSimBackbone,
+    out: str | Path,
+    *,
+    triplets: int = 90,
+    seed: int = 0,
+    batch_size: int = 16,
+    progress: bool = True,
+    weights_name: str = "",
+) -> dict[str, Any]:
+    """Run both parts on the shipped photos, write ``report.json`` and ``certified_accuracy.png`` into ``out``.
+
+    Returns the report (also written as JSON). ``backbone`` must be in eval mode.
+    """
+    from lipsim_tm.report_plot import line_plot
+
+    for name, value in (("triplets", triplets), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be an int >= 1, got {value!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out must be a folder, got the file {out}")
+    start = time.perf_counter()
+    with shipped_photos() as photos:
+        two_afc = _two_afc_part(
+            backbone, photos, triplets=triplets, seed=seed, batch_size=batch_size, progress=progress
+        )
+        severity = _severity_part(backbone, photos, seed=seed)
+    report = {
+        "weights": weights_name,
+        "model": {"input_size": backbone.config.input_size, "lipschitz_bound": backbone.lipschitz_bound},
+        "two_afc": two_afc,
+        "severity": severity,
+        "seconds": time.perf_counter() - start,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(report, out / "report.json")
+    eps = two_afc["epsilons"]
+    line_plot(
+        out / "certified_accuracy.png",
+        eps,
+        {
+            label: [two_afc["rules"][rule]["certified_reference"][f"{e:.6g}"] for e in eps]
+            for rule, label in RULES.items()
+        },
+        title=f"LipSim certified 2AFC accuracy ({triplets} synthetic triplets, reference perturbed)",
+        x_label="eps: l2 budget of the reference perturbation (pixels in [0, 1])",
+        y_label="certified accuracy",
+    )
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The terminal summary of a :func:`run_demo` report."""
+    from lipsim_tm.metrics.certified_2afc import PAPER_EPSILONS
+
+    two_afc, severity = report["two_afc"], report["severity"]
+    rules = two_afc["rules"]
+    lines = [
+        f"LipSim demo (weights: {report['weights']}): {two_afc['triplets']} same-family synthetic triplets"
+        f" ({two_afc['crop_size']}x{two_afc['crop_size']} crops of {', '.join(two_afc['photos'])})",
+        f"natural 2AFC accuracy: {two_afc['natural_2afc']:.3f}",
+        "certified 2AFC accuracy, reference perturbed by l2 <= eps (pixels in [0, 1]):",
+        f"  {'eps':<16}{'plain':>8}{'norm-aware':>12}",
+    ]
+    for eps in PAPER_EPSILONS:
+        key = f"{eps:.6g}"
+        plain, aware = rules["plain"]["certified_reference"][key], rules["norm_aware"]["certified_reference"][key]
+        lines.append(f"  {describe_eps(eps):<16}{plain:>8.3f}{aware:>12.3f}")
+    lines.append(
+        "median certified radius (reference / all three perturbed): "
+        + ", ".join(
+            f"{name} {rules[r]['median_radius_reference']:.4f} / {rules[r]['median_radius_all']:.4f}"
+            for r, name in (("plain", "plain"), ("norm_aware", "norm-aware"))
+        )
+    )
+    norms = severity["embedding_norms"]
+    lines.append(
+        f"embedding norms ||f(x)|| ({norms['images']} photos and distortions): min {norms['min']:.3f},"
+        f" median {norms['median']:.3f}, max {norms['max']:.3f}"
+    )
+    families = severity["families"]
+    levels = len(severity["photos"][0][families[0]])
+    lines.append(
+        f"distance to the whole photo by severity (1 - cos, mean of {len(severity['photos'])} photos);"
+        f" increasing in {severity['increasing_series']}/{severity['series']} photo-family series:"
+    )
+    lines.append(f"  {'family':<10}" + "".join(f"{'level ' + str(k + 1):>10}" for k in range(levels)))
+    for family in families:
+        means = [statistics.mean(photo[family][k]["distance"] for photo in severity["photos"]) for k in range(levels)]
+        lines.append(f"  {family:<10}" + "".join(f"{m:>10.3g}" for m in means))
+    lines.append(f"(certified intervals at eps {describe_eps(severity['eps'])} in report.json)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    backbone = load_network(args)
+    report = run_demo(
+        backbone,
+        args.out,
+        triplets=args.triplets,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        weights_name=str(args.weights),
+    )
+    print(format_table(report))
+    out = Path(args.out)
+    print(f"wrote {out / 'report.json'} and {out / 'certified_accuracy.png'} in {report['seconds']:.1f} s")
+    return 0

@@ -20,6 +20,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from lipsim_tm import pretrained
+from lipsim_tm.backbone import NAMED_CONFIGS, LipSimConfig
 from lipsim_tm.download import CACHE_ENV, cache_dir, check_sha256, download_file
 
 #: File formats an entry may declare: a lipsim-tm export or an official LipSim training checkpoint.
@@ -47,8 +48,9 @@ class WeightsEntry:
         format: ``"export"`` (lipsim-tm export) or ``"official"`` (official LipSim checkpoint); checked on load.
         urls: where to download the file, tried in order; empty for a file shipped inside the package.
         sha256: hex digest the file must have, or ``None`` when none is known (then nothing is checked).
-        config: architecture of an official checkpoint (e.g. ``"small"``), checked against its shapes;
-            ``None`` for exports, which record their own.
+        config: architecture of an official checkpoint (a name in :data:`~lipsim_tm.backbone.NAMED_CONFIGS`
+            such as ``"small"``, or a :class:`~lipsim_tm.backbone.LipSimConfig`), checked against its shapes;
+            ``None`` for exports, which record their own, or to infer it from an official checkpoint's shapes.
     """
 
     name: str
@@ -57,7 +59,7 @@ class WeightsEntry:
     format: str
     urls: tuple[str, ...] = ()
     sha256: str | None = None
-    config: str | None = None
+    config: str | LipSimConfig | None = None
 
     def __post_init__(self) -> None:
         for field in ("name", "description", "filename"):
@@ -75,6 +77,12 @@ class WeightsEntry:
             raise ValueError(f"WeightsEntry.urls must be a tuple of http(s) URLs, got {self.urls!r}")
         if self.sha256 is not None and not (isinstance(self.sha256, str) and _SHA256.fullmatch(self.sha256)):
             raise ValueError(f"WeightsEntry.sha256 must be None or 64 lowercase hex digits, got {self.sha256!r}")
+        named = isinstance(self.config, str) and self.config in NAMED_CONFIGS
+        if not (self.config is None or isinstance(self.config, LipSimConfig) or named):
+            raise ValueError(
+                f"WeightsEntry.config must be None, a LipSimConfig or one of {sorted(NAMED_CONFIGS)},"
+                f" got {self.config!r}"
+            )
 
     @property
     def shipped(self) -> bool:

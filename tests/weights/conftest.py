@@ -1,0 +1,49 @@
+"""A real HTTP server on 127.0.0.1 for download tests, an isolated cache folder, and a guard that fails any
+connection to another host (these tests must never reach the internet)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from weights_server import LocalServer
+
+from lipsim_tm import weights
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    srv = LocalServer()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache folder, selected through ``$LIPSIM_CACHE_DIR``."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("LIPSIM_CACHE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Refuse every connection that does not go to 127.0.0.1, and start and end with an empty backbone cache."""
+    original = socket.create_connection
+
+    def guarded(address: tuple[str, int], *args: object, **kwargs: object) -> socket.socket:
+        if address[0] != "127.0.0.1":
+            raise ConnectionRefusedError(f"tests may only connect to 127.0.0.1, not {address[0]}")
+        return original(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", guarded)
+    weights.clear_backbone_cache()
+    yield
+    weights.clear_backbone_cache()

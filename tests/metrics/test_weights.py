@@ -17,7 +17,8 @@ def _same_weights(a: LipSimBackbone, b: LipSimBackbone) -> bool:
     return all(torch.equal(p.cpu(), q.cpu()) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
-def test_default_weights_raise_with_what_to_pass() -> None:
+def test_default_weights_raise_with_what_to_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike) -> None:
+    monkeypatch.setattr("lipsim_tm.registry.PRETRAINED_DIR", tmp_path)  # an installation without the shipped file
     with pytest.raises(ValueError, match=r"weights='default'.*not available.*checkpoint.*LipSimBackbone.*random:"):
         resolve_backbone("default")
     with pytest.raises(ValueError, match="weights='default'"):

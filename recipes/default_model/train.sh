@@ -23,3 +23,11 @@ if [[ $stage == distill || $stage == all ]]; then
     --views-per-image 200 --batch-size 32 --lr 3e-3 --warmup-steps 100 --min-lr-factor 0.05 \
     --epochs 1000 --max-steps 700 --checkpoint-every 100 --log-every 10 --threads 2 --no-progress --resume auto
 fi
+if [[ $stage == finetune || $stage == all ]]; then
+  [[ -f $WORK/distilled.pt ]] || lipsim export "$WORK/distill" "$WORK/distilled.pt"
+  lipsim train finetune "${ARCH[@]}" --init-from "$WORK/distilled.pt" --output-dir "$WORK/finetune" \
+    --dataset synthetic --data-dir "$WORK/photos/train" --synthetic-length 9600 --synthetic-val-length 200 \
+    --synthetic-cross-family 0.85 --synthetic-labeller teacher:teacher --margin 0.05 \
+    --norm-floor 1.0 --norm-weight 1.0 --batch-size 32 --lr 1e-3 --warmup-steps 20 --min-lr-factor 0.1 \
+    --epochs 1 --max-steps 300 --checkpoint-every 25 --log-every 5 --threads 2 --no-progress --resume auto
+fi

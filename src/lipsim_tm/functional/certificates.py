@@ -13,8 +13,9 @@ forms get the same radii.
 Floating point. Embeddings are computed with rounding; every bound below is shrunk by
 ``slack = 8 * eta`` with ``eta = 64 * finfo(dtype).eps`` of the embedding dtype (float32: ``6.1e-5``),
 an allowance for the evaluation error of each of the (at most four) embeddings involved, and radii
-are further multiplied by ``1 - 1e-6``. Arithmetic is in float64. A half-precision backbone thus gets
-(honestly) near-zero certificates. A tie, or a margin within the slack, gets radius 0: never certified.
+are further multiplied by ``1 - 1e-6``. Arithmetic is in float64. Certificates are refused for
+reduced-precision (bfloat16/float16) networks (see :func:`check_certifiable`). A tie, or a margin within
+the slack, gets radius 0: never certified.
 """
 
 from __future__ import annotations
@@ -26,6 +27,25 @@ from lipsim_tm.functional.normalization import ON_SPHERE
 
 #: Relative shrink of every radius, on top of the absolute slack.
 RELATIVE_SLACK = 1e-6
+
+
+#: Network dtypes whose embeddings the floating-point slack below accounts for.
+CERTIFIABLE_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+
+
+def check_certifiable(network_dtype: torch.dtype) -> None:
+    """Raise ``ValueError`` unless certificates may be computed from a network of ``network_dtype``.
+
+    Precision policy: reduced-precision networks (bfloat16, float16) compute embeddings and distances, but
+    never certificates. Their embeddings are upcast to float32 before normalisation, so the slack of
+    :func:`embedding_slack` (sized for float32/float64 evaluation) would not bound their rounding error.
+    """
+    if network_dtype not in CERTIFIABLE_DTYPES:
+        raise ValueError(
+            f"certificates need a float32 or float64 network, got a {network_dtype} network: its rounding"
+            " error is not bounded by the certificates' slack. Use a float32 network for certificates"
+            " (reduced precision is supported for distances and embeddings without certificates)"
+        )
 
 
 def embedding_slack(dtype: torch.dtype) -> float:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import decision, distance_interval
+from lipsim_tm.functional.certificates import check_certifiable, decision, distance_interval
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
 from lipsim_tm.functional.embedding import features_of, lipschitz_constant, setup_call
 from lipsim_tm.functional.norm_aware import certified_radii, check_certificate, distance_shift
@@ -66,13 +66,15 @@ def two_afc(
     the same decision and radii. ``certificate="norm_aware"`` (default) takes the larger of these and the
     norm-aware radii of :mod:`~lipsim_tm.functional.norm_aware` (which use the pre-normalisation norms);
     ``"plain"`` uses the 1-Lipschitz radii only (the published rule). ``normalization="plain"``
-    (``v / ||v||``) is certified by the norm-aware rule only.
+    (``v / ||v||``) is certified by the norm-aware rule only. A bfloat16/float16 network raises
+    ``ValueError`` (see :func:`~lipsim_tm.functional.certificates.check_certifiable`).
     """
     normalization = check_normalization(normalization)
     certificate = check_certificate(certificate, normalization)
     distance = check_distance(distance)
     images = {"ref": ref, "img0": img0, "img1": img1}
     backbone, prep = setup_call(images, weights, data_range, grayscale, interpolation, antialias)
+    check_certifiable(next(backbone.parameters()).dtype)
     features = features_of(backbone, torch.cat([ref, img0, img1]), prep, next(backbone.parameters()).dtype)
     phi_r, phi_0, phi_1 = normalize_embedding(features, normalization).chunk(3)
     lipschitz = lipschitz_constant(backbone, prep, ref)
@@ -148,11 +150,14 @@ def certified_distance_interval(
     floating-point slack. ``certificate="norm_aware"`` (default) replaces each embedding's move ``L eps``
     by the smaller norm-aware bound of :func:`~lipsim_tm.functional.norm_aware.distance_shift`; with
     ``normalization="plain"`` only that rule applies (``L eps >= ||f||`` gives the trivial interval).
+    A bfloat16/float16 network raises ``ValueError`` (see
+    :func:`~lipsim_tm.functional.certificates.check_certifiable`).
     """
     normalization = check_normalization(normalization)
     certificate = check_certificate(certificate, normalization)
     distance, eps, perturbed = check_distance(distance), check_eps(eps), check_perturbed(perturbed)
     backbone, prep = setup_call({"x": x, "y": y}, weights, data_range, grayscale, interpolation, antialias)
+    check_certifiable(next(backbone.parameters()).dtype)
     features = features_of(backbone, torch.cat([x, y]), prep, next(backbone.parameters()).dtype)
     phi_x, phi_y = normalize_embedding(features, normalization).chunk(2)
     f_x, f_y = features.chunk(2)

@@ -11,6 +11,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from lipsim_tm.backbone import LipSimBackbone
 from lipsim_tm.frozen import FrozenBackbone, unwrap_frozen
+from lipsim_tm.functional.certificates import check_certifiable
 from lipsim_tm.functional.embedding import check_same_shape, features_of, lipschitz_constant, preprocessing_for
 from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
@@ -37,7 +38,9 @@ class LipSimMetricBase(Metric):
     defined by ``weights``), so adding the metric to a model adds no checkpoint keys.
 
     Inputs must be on the metric's device (``metric.to(device)``); they are cast to the network's dtype,
-    and states accumulate in float64.
+    and states accumulate in float64. Precision policy: a bfloat16/float16 network (e.g. after
+    ``metric.net.to(torch.bfloat16)``) computes distances, but certificates are refused with a
+    ``ValueError`` (see :func:`~lipsim_tm.functional.certificates.check_certifiable`).
     """
 
     feature_network: str = "net"
@@ -85,6 +88,10 @@ class LipSimMetricBase(Metric):
     def _embed(self, images: Tensor) -> Tensor:
         """Normalised embeddings ``(N, D')`` of validated images, in one forward pass."""
         return normalize_embedding(self._features(images), self.normalization)
+
+    def _check_certifiable(self) -> None:
+        """Raise ``ValueError`` if the network's dtype cannot give sound certificates (bfloat16, float16)."""
+        check_certifiable(unwrap_frozen(self.net).dtype)
 
     def _lipschitz(self, images: Tensor) -> float:
         """Lipschitz bound (user pixels) of the embedding for this batch's size."""

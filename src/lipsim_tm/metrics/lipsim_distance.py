@@ -27,7 +27,8 @@ class LipSimDistance(LipSimMetricBase):
     (``perturbed="one"``; or each of ``x`` and ``y``, ``"both"``) moves by at most ``certify_eps`` in l2
     (user pixel units), every per-sample distance stays within ``+-h_i`` of its value (see
     :func:`~lipsim_tm.functional.certified_distance_interval`) and the reduced value within ``+-h``
-    (mean or sum of the ``h_i``).
+    (mean or sum of the ``h_i``). Certificates need a float32/float64 network (``ValueError`` otherwise);
+    without ``certify_eps`` a bfloat16/float16 network is fine.
 
     ``forward(x, y)`` returns the batch value with gradients to ``x`` and ``y`` (never to the network),
     so the metric works as a loss. Guarantees of the distance forms (``L`` the Lipschitz bound of the
@@ -96,6 +97,8 @@ class LipSimDistance(LipSimMetricBase):
 
     def update(self, x: Tensor, y: Tensor) -> None:
         """Add the distances between the pairs ``(x[i], y[i])``; bad input raises and changes nothing."""
+        if self.certify_eps is not None:
+            self._check_certifiable()
         self._check_images(x=x, y=y)
         features = self._features(torch.cat([x, y]))
         phi_x, phi_y = normalize_embedding(features, self.normalization).chunk(2)

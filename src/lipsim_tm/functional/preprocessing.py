@@ -122,11 +122,12 @@ def check_images(images: object, name: str, prep: Preprocessing) -> Tensor:
         raise ValueError(f"{name} must have {prep.channels} channels, got shape {tuple(images.shape)}{hint}")
     if images.shape[2] == 0 or images.shape[3] == 0:
         raise ValueError(f"{name} must have non-empty spatial size, got shape {tuple(images.shape)}")
-    values = images.detach()
-    if not bool(torch.isfinite(values).all()):
+    # One pass over the data and one device-to-host transfer: NaN propagates through aminmax, and an
+    # infinite value is the minimum or the maximum.
+    lo, hi = torch.stack(torch.aminmax(images.detach())).tolist()
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} contains NaN or infinite values")
     low, high = prep.bounds
-    lo, hi = float(values.amin()), float(values.amax())
     if lo < low or hi > high:
         raise ValueError(
             f"{name} values must lie in [{low:g}, {high:g}] (data_range={prep.data_range!r}), got min {lo:g} and"

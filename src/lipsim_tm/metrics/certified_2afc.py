@@ -46,7 +46,9 @@ class Certified2AFCAccuracy(LipSimMetricBase):
       ``"radius_all"``: float32 ``(N_total,)`` (``"cat"`` states; rank-major order after a sync).
 
     All values are NaN before the first update. States are float64 sums (O(1) memory) unless
-    ``per_sample``. Not differentiable: ``update`` and ``forward`` run the network without gradients.
+    ``per_sample``. The network must be float32 or float64: a bfloat16/float16 network raises ``ValueError``
+    in ``update`` (its rounding error is not covered by the certificates' slack). Not differentiable:
+    ``update`` and ``forward`` run the network without gradients.
 
     Args:
         weights: see :mod:`lipsim_tm.weights`; a trainer may pass its model's backbone (shared, see
@@ -116,6 +118,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
 
     def update(self, ref: Tensor, img0: Tensor, img1: Tensor, target: Tensor) -> None:
         """Add triplets; bad input raises and leaves the state unchanged."""
+        self._check_certifiable()
         self._check_images(ref=ref, img0=img0, img1=img1)
         p = _check_target(target, ref.shape[0], ref.device)
         with torch.no_grad():
@@ -191,9 +194,11 @@ def _check_target(target: object, n: int, device: torch.device) -> Tensor:
     if target.device != device:
         raise ValueError(f"target is on {target.device} but the images are on {device}")
     p = target.double()
-    if not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or bool((p > 1).any()):
+    lo, hi = torch.stack(torch.aminmax(p)).tolist()  # one device-to-host transfer; NaN propagates
+    finite = math.isfinite(lo) and math.isfinite(hi)
+    if not finite or lo < 0 or hi > 1:
         raise ValueError(
             f"target must hold fractions in [0, 1] (share of people judging img1 closer), got values in"
-            f" [{float(p.min()):g}, {float(p.max()):g}]" + (" including NaN/inf" if not torch.isfinite(p).all() else "")
+            f" [{lo:g}, {hi:g}]" + ("" if finite else " including NaN/inf")
         )
     return p

@@ -69,8 +69,10 @@ def decide(
             *phis, features, normalization=normalization, certificate=certificate, lipschitz=lipschitz
         )
 
-    radius_reference = radii(ref.lipschitz)[0]
-    radius_all = radii(max(ref.lipschitz, x0.lipschitz, x1.lipschitz))[1]
+    largest = max(ref.lipschitz, x0.lipschitz, x1.lipschitz)
+    radius_reference, radius_all = radii(largest)
+    if ref.lipschitz != largest:  # the reference alone moves: its own (smaller) bound gives the larger radius
+        radius_reference = radii(ref.lipschitz)[0]
     closer = "tie" if bool(tie[0]) else ("x1" if bool(prefers_x1[0]) else "x0")
     return Decision(
         closer=closer,

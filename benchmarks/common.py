@@ -50,9 +50,9 @@ def machine_description() -> dict[str, object]:
     }
 
 
-def write_json(name: str, payload: dict[str, object]) -> Path:
-    """Write ``payload`` to ``benchmarks/results/<name>.json`` and return the path."""
-    path = BENCHMARKS_DIR / "results" / f"{name}.json"
-    path.parent.mkdir(exist_ok=True)
+def write_json(name: str, payload: dict[str, object], out_dir: Path | None = None) -> Path:
+    """Write ``payload`` to ``<out_dir>/<name>.json`` (default ``benchmarks/results``) and return the path."""
+    path = (BENCHMARKS_DIR / "results" if out_dir is None else out_dir) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -246,15 +246,19 @@ class VisionTransformer(nn.Module):
 
 
 class DreamSimEnsemble(nn.Module):
-    """DreamSim-ensemble equivalent: ``1 - cos`` of concatenated DINO/CLIP/OpenCLIP embeddings; random weights."""
+    """DreamSim-ensemble equivalent: ``1 - cos`` of concatenated DINO/CLIP/OpenCLIP embeddings; random weights.
 
-    def __init__(self, image_size: int = 224) -> None:
+    ``width``/``depth`` (768/12: the real ViT-B towers, 64 heads-width per head) shrink only for smoke tests.
+    """
+
+    def __init__(self, image_size: int = 224, *, width: int = 768, depth: int = 12) -> None:
         super().__init__()
+        size = {"image_size": image_size, "width": width, "depth": depth, "heads": max(1, width // 64)}
         self.towers = nn.ModuleList(
             [
-                VisionTransformer(patch=16, image_size=image_size, kind="dino"),
-                VisionTransformer(patch=16, image_size=image_size, kind="clip", quick_gelu=True),
-                VisionTransformer(patch=32, image_size=image_size, kind="clip"),
+                VisionTransformer(patch=16, kind="dino", **size),
+                VisionTransformer(patch=16, kind="clip", quick_gelu=True, **size),
+                VisionTransformer(patch=32, kind="clip", **size),
             ]
         )
         for name, (mean, std) in zip(
@@ -289,8 +293,13 @@ PEERS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
-def build_peer(name: str, image_size: int = 224) -> nn.Module:
-    """The peer ``name`` (a key of :data:`PEERS`) with random weights, in eval mode, without gradients."""
+def build_peer(name: str, image_size: int = 224, *, tiny: bool = False) -> nn.Module:
+    """The peer ``name`` (a key of :data:`PEERS`) with random weights, in eval mode, without gradients.
+
+    ``tiny``: DreamSim's towers with width 64 and depth 1 (for smoke tests of the benchmark code only).
+    """
     if name not in PEERS:
         raise ValueError(f"peer must be one of {sorted(PEERS)}, got {name!r}")
+    if tiny and name == "dreamsim-ensemble":
+        return DreamSimEnsemble(image_size, width=64, depth=1).requires_grad_(False).eval()
     return PEERS[name](image_size).requires_grad_(False).eval()

@@ -1,0 +1,44 @@
+"""Smoke test: the whole peer benchmark suite runs end to end in --quick mode (tiny networks, 1 repeat)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import bench_peers
+
+
+@pytest.fixture
+def one_thread() -> object:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_quick_suite_writes_every_section(tmp_path: Path, one_thread: object) -> None:
+    result = bench_peers.main(["--quick", "--out-dir", str(tmp_path)])
+    saved = json.loads((tmp_path / "peers-quick.json").read_text())
+    assert set(bench_peers.SECTIONS) <= set(saved)
+    models = {row["model"] for row in saved["pairs"]}
+    assert models == {"lipsim-small", "lipsim-default", "official-style-small", *bench_peers.PEERS}
+    assert all(row["pairs_per_s"] > 0 for row in saved["pairs"])
+    assert {row["dtype"] for row in saved["pairs"]} == {"float32", "bfloat16"}
+    assert all(row["certificate_overhead"] > 0 for row in saved["two_afc"])
+    assert saved["memory"]["updates"] == bench_peers.QUICK.memory_updates
+    assert "random" in saved["default_model"]["weights"]
+    assert any(name.startswith("certificate overhead") for name in result["targets"])
+    table = (tmp_path / "peers-quick.md").read_text()
+    assert "| lpips-alex |" in table
+    assert "### Targets" in table
+
+
+def test_bad_repeats_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--repeats must be >= 1, got 0"):
+        bench_peers.main(["--quick", "--repeats", "0", "--out-dir", str(tmp_path)])

@@ -45,7 +45,10 @@ from lipsim_tm.functional.certificates import (
 CERTIFICATES: tuple[str, ...] = ("norm_aware", "plain")
 #: Lower bound ``m`` on the pre-normalisation norm of each normalisation.
 NORM_FLOORS: dict[str, float] = {"augment": 1.0, "ball": 1.0, "plain": 0.0}
-_BISECTION_STEPS = 200
+#: Candidates per round of the search in :func:`all_images_radius_norm_aware` and the number of rounds:
+#: the bracket shrinks by 256**9 = 2**72, below float64 resolution of the root.
+_SEARCH_POINTS = 256
+_SEARCH_ROUNDS = 9
 
 
 def check_certificate(certificate: object, normalization: str) -> str:
@@ -137,23 +140,30 @@ def all_images_radius_norm_aware(
     maps); ``u_0`` changes by at most ``b_ref + b_0``, ``u_1`` by ``b_ref + b_1``, so the sign of
     ``u_0 - u_1`` holds while ``F(s) = 2 b_ref + b_0 + b_1 < D = |u_0 - u_1| - slack``. ``F`` is continuous
     and increasing in ``s``; since ``B(s, n, m) >= s / n`` (``m <= n``; all ``n >= 1`` when ``m = 1``),
-    ``F(s) >= D`` at ``s = D / (2/n_ref + 1/n_0 + 1/n_1)``, which brackets the root; bisection (float64)
-    returns the lower end.
+    ``F(s) >= D`` at ``s = D / (2/n_ref + 1/n_0 + 1/n_1)``, which brackets the root; a 256-ary search
+    (float64, :data:`_SEARCH_ROUNDS` rounds, a fixed amount of work and no host synchronisation) returns
+    the largest evaluated point with ``F < D``, so the radius is sound whatever the rounding.
     """
     u0, u1, _, slack = _pairwise(phi_ref, phi_0, phi_1)
     margin = ((u0 - u1).abs() - slack).clamp_min(0.0)
     n_r, n_0, n_1 = norms
+    points = _SEARCH_POINTS - 1
+    columns = [n[:, None].expand(-1, points) for n in norms]
 
     def total(s: Tensor) -> Tensor:
-        b_r, b_0, b_1 = (embedding_shift(s, n, floor, "norm_aware", normalization) for n in norms)
+        b_r, b_0, b_1 = (embedding_shift(s, n, floor, "norm_aware", normalization) for n in columns)
         return 2 * b_r + b_0 + b_1
 
     lo = torch.zeros_like(margin)
     hi = margin / (2 / n_r + 1 / n_0 + 1 / n_1)
-    for _ in range(_BISECTION_STEPS):
-        mid = (lo + hi) / 2
-        ok = total(mid) < margin
-        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+    fractions = torch.arange(1, _SEARCH_POINTS, dtype=torch.float64, device=margin.device) / _SEARCH_POINTS
+    rank = torch.arange(1, _SEARCH_POINTS, device=margin.device)
+    for _ in range(_SEARCH_ROUNDS):
+        candidates = lo[:, None] + (hi - lo)[:, None] * fractions  # (N, 255), increasing
+        last_ok = torch.where(total(candidates) < margin[:, None], rank, 0).amax(dim=1)  # 0: none
+        below = candidates.gather(1, (last_ok - 1).clamp_min(0)[:, None])[:, 0]
+        above = candidates.gather(1, last_ok.clamp_max(points - 1)[:, None])[:, 0]
+        lo, hi = torch.where(last_ok > 0, below, lo), torch.where(last_ok < points, above, hi)
     return lo / lipschitz * (1 - RELATIVE_SLACK)
 
 

@@ -12,6 +12,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 from lipsim_tm.backbone import LipSimBackbone
 from lipsim_tm.frozen import FrozenBackbone, unwrap_frozen
 from lipsim_tm.functional.certificates import check_certifiable
+from lipsim_tm.functional.compiling import compiled_forward
 from lipsim_tm.functional.embedding import check_same_shape, features_of, lipschitz_constant, preprocessing_for
 from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
@@ -41,6 +42,10 @@ class LipSimMetricBase(Metric):
     and states accumulate in float64. Precision policy: a bfloat16/float16 network (e.g. after
     ``metric.net.to(torch.bfloat16)``) computes distances, but certificates are refused with a
     ``ValueError`` (see :func:`~lipsim_tm.functional.certificates.check_certifiable`).
+
+    ``compile=True`` runs the network through ``torch.compile`` (inductor; the network only, never the
+    Metric; see :func:`~lipsim_tm.functional.compiling.compiled_forward`). It raises ``RuntimeError`` at
+    construction when no C++ compiler is usable. A metric with a compiled forward cannot be pickled.
     """
 
     feature_network: str = "net"
@@ -54,12 +59,17 @@ class LipSimMetricBase(Metric):
         grayscale: bool,
         interpolation: str,
         antialias: bool,
+        compile: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.normalization = check_normalization(normalization)
+        if not isinstance(compile, bool):
+            raise TypeError(f"compile must be a bool, got {compile!r}")
         backbone = resolve_backbone(weights)
         self.net = FrozenBackbone(backbone, owned=not isinstance(weights, LipSimBackbone))
+        # A plain function (not a submodule): the metric's modules, state_dict and FeatureShare are unchanged.
+        self._compiled_forward = compiled_forward(self.net) if compile else None
         self.prep = preprocessing_for(
             backbone, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
         )
@@ -83,7 +93,8 @@ class LipSimMetricBase(Metric):
 
     def _features(self, images: Tensor) -> Tensor:
         """Backbone features ``(N, D)`` (before normalisation) of validated images, in one forward pass."""
-        return features_of(self.net, images, self.prep, unwrap_frozen(self.net).dtype)
+        forward = self.net if self._compiled_forward is None else self._compiled_forward
+        return features_of(forward, images, self.prep, unwrap_frozen(self.net).dtype)
 
     def _embed(self, images: Tensor) -> Tensor:
         """Normalised embeddings ``(N, D')`` of validated images, in one forward pass."""

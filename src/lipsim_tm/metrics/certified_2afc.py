@@ -63,6 +63,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         per_sample: also keep per-sample distances, targets and radii.
         data_range, grayscale, interpolation, antialias: see
             :class:`~lipsim_tm.functional.preprocessing.Preprocessing`.
+        compile: ``torch.compile`` the network's forward (see :class:`~lipsim_tm.metrics.base.LipSimMetricBase`).
         kwargs: passed to :class:`torchmetrics.Metric`.
     """
 
@@ -85,6 +86,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         grayscale: bool = False,
         interpolation: str = "bicubic",
         antialias: bool = True,
+        compile: bool = False,
         **kwargs: Any,
     ) -> None:
         self.distance = check_distance(distance)
@@ -99,6 +101,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
             grayscale=grayscale,
             interpolation=interpolation,
             antialias=antialias,
+            compile=compile,
             **kwargs,
         )
         self.epsilons = _check_epsilons(epsilons, self.prep.span)

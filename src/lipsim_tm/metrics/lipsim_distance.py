@@ -48,6 +48,7 @@ class LipSimDistance(LipSimMetricBase):
         perturbed: ``"one"`` or ``"both"`` (which images the budget applies to).
         data_range, grayscale, interpolation, antialias: see
             :class:`~lipsim_tm.functional.preprocessing.Preprocessing`.
+        compile: ``torch.compile`` the network's forward (see :class:`~lipsim_tm.metrics.base.LipSimMetricBase`).
         kwargs: passed to :class:`torchmetrics.Metric`.
     """
 
@@ -71,6 +72,7 @@ class LipSimDistance(LipSimMetricBase):
         grayscale: bool = False,
         interpolation: str = "bicubic",
         antialias: bool = True,
+        compile: bool = False,
         **kwargs: Any,
     ) -> None:
         self.distance = check_distance(distance)
@@ -84,6 +86,7 @@ class LipSimDistance(LipSimMetricBase):
             grayscale=grayscale,
             interpolation=interpolation,
             antialias=antialias,
+            compile=compile,
             **kwargs,
         )
         self.certificate = check_certificate(certificate, self.normalization)

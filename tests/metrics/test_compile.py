@@ -1,0 +1,45 @@
+"""``compile=True``: torch.compile of the network's forward only; clear failures without a C++ compiler."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from metrics_helpers import images, tiny, triplets
+from torch._inductor import cpp_builder, exc
+
+from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
+
+
+def test_compile_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="compile must be a bool, got 'yes'"):
+        LipSimDistance(tiny(), compile="yes")
+
+
+def test_missing_compiler_fails_at_construction_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_compiler() -> str:
+        raise exc.InvalidCxxCompiler()
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    for metric in (LipSimDistance, Certified2AFCAccuracy):
+        with pytest.raises(RuntimeError, match=r"compile=True needs a C\+\+ compiler.*or pass compile=False"):
+            metric(tiny(), compile=True)
+
+
+def test_compile_registers_no_module_and_no_state() -> None:
+    eager, compiled = LipSimDistance(tiny()), LipSimDistance(tiny(), compile=True)  # compiles lazily: no call here
+    assert [name for name, _ in compiled.named_modules()] == [name for name, _ in eager.named_modules()]
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+
+
+@pytest.mark.slow
+def test_compiled_metrics_match_eager() -> None:
+    x, y = images(1, n=2), images(2, n=2)
+    eager, compiled = LipSimDistance(tiny()), LipSimDistance(tiny(), compile=True)
+    for metric in (eager, compiled):
+        metric.update(x, y)
+    torch.testing.assert_close(compiled.compute(), eager.compute(), rtol=1e-5, atol=1e-6)
+    batch = triplets(0, n=2)
+    cert_eager, cert_compiled = Certified2AFCAccuracy(tiny()), Certified2AFCAccuracy(tiny(), compile=True)
+    for metric in (cert_eager, cert_compiled):
+        metric.update(*batch)
+    assert cert_compiled.compute()["2afc"] == cert_eager.compute()["2afc"]

@@ -136,3 +136,34 @@ def test_missing_folders_are_reported(tmp_path, capsys):
     code, _, stderr = run_cli(["certify", str(tmp_path), "--weights", WEIGHTS], capsys)
     assert code == 2
     assert "the following arguments are required: --format" in stderr
+
+
+def test_device_option_gives_the_cpu_scores(tmp_path, capsys, device):
+    root = write_bapps(tmp_path / "bapps", {"cnn": [0.2, 0.9, 1.0, 0.0]}, size=16)
+    reports = []
+    for target in ("cpu", str(device)):
+        out = tmp_path / f"{target}.json"
+        code, _, stderr = run_cli([*certify(root, "bapps", out, "--device", target, "--image-size", "16")], capsys)
+        assert code == 0, stderr
+        reports.append(json.loads(out.read_text()))
+    assert reports[1]["natural_2afc"] == pytest.approx(reports[0]["natural_2afc"])
+    for got, expected in zip(reports[1]["rows"], reports[0]["rows"], strict=True):
+        assert got == pytest.approx(expected)
+
+
+def test_undecided_judgments_give_null_certified_accuracy_in_strict_json(tmp_path, capsys):
+    root = write_bapps(tmp_path / "bapps", {"cnn": [0.5, 0.5]}, size=16)
+    out = tmp_path / "half.json"
+    code, stdout, stderr = run_cli(certify(root, "bapps", out, "--image-size", "16"), capsys)
+    assert code == 0, stderr
+    report = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}"))
+    assert report["natural_2afc"] == pytest.approx(0.5)
+    assert all(row["certified"] is None and row["certified_all"] is None for row in report["rows"])
+    assert "nan" in stdout
+
+
+def test_json_path_that_is_a_folder_exits_2(tmp_path, capsys):
+    root = write_bapps(tmp_path / "bapps", {"cnn": [0.9]}, size=16)
+    code, _, stderr = run_cli(certify(root, "bapps", tmp_path, "--image-size", "16"), capsys)
+    assert code == 2
+    assert f"--json must name a file, got the folder {tmp_path}" in stderr

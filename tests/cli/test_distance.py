@@ -157,3 +157,13 @@ def test_missing_and_undecodable_files_exit_2_naming_the_file(tmp_path, write_im
     code, _, err = run_cli(["distance", str(broken), str(a), "--weights", WEIGHTS], capsys)
     assert code == 2
     assert f"cannot decode image file {broken}" in err
+
+
+def test_device_option_gives_the_cpu_numbers(write_image, capsys, device):
+    a, b = write_image("a.png", 11), write_image("b.png", 12, height=30, width=30)
+    on_cpu = run_json(distance_argv(a, b), capsys)
+    on_device = run_json(distance_argv(a, b, "--device", str(device)), capsys)
+    assert on_device["distance"] == pytest.approx(on_cpu["distance"], rel=1e-4, abs=1e-7)
+    for got, expected in zip(on_device["intervals"], on_cpu["intervals"], strict=True):
+        assert got["lower"] == pytest.approx(expected["lower"], rel=1e-4, abs=1e-7)
+        assert got["upper"] == pytest.approx(expected["upper"], rel=1e-4, abs=1e-7)

@@ -101,3 +101,11 @@ def test_missing_image_and_bad_rule_exit_2(triplet, tmp_path, capsys):
     code, _, err = run_cli(argv(triplet, "--normalization", "plain", "--certificate", "plain"), capsys)
     assert code == 2
     assert "needs a 1-Lipschitz normalization" in err
+
+
+def test_device_option_gives_the_cpu_decision(triplet, capsys, device):
+    on_cpu = run_json(argv(triplet), capsys)
+    on_device = run_json(argv(triplet, "--device", str(device)), capsys)
+    assert on_device["closer"] == on_cpu["closer"]
+    for key in ("d0", "d1", "radius_reference", "radius_all"):
+        assert on_device[key] == pytest.approx(on_cpu[key], rel=1e-3, abs=1e-7), key

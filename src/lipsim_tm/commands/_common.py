@@ -176,11 +176,22 @@ def describe_eps(eps: float) -> str:
     return f"{eps:.4g} ({whole}/255)" if whole > 0 and abs(steps - whole) < 1e-6 else f"{eps:.4g}"
 
 
+def json_safe(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, e.g. a certified accuracy with no decided triplet) as ``None``."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: json_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(value) for value in data]
+    return data
+
+
 def write_json(data: Any, path: str | os.PathLike[str] | None) -> None:
-    """Write ``data`` as indented JSON to ``path`` (parent folders created), or print it when ``path`` is None."""
+    """Write ``data`` as indented strict JSON (NaN as null) to ``path`` (parents created), or print it if None."""
     import json
 
-    text = json.dumps(data, indent=2, allow_nan=True)
+    text = json.dumps(json_safe(data), indent=2, allow_nan=False)
     if path is None:
         print(text)
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from lipsim_tm.commands._common import (
@@ -84,6 +85,8 @@ def _check_counts(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    if args.json is not None and Path(args.json).is_dir():
+        raise ValueError(f"--json must name a file, got the folder {args.json}")
 
 
 def run(args: argparse.Namespace) -> int:

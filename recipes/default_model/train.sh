@@ -24,7 +24,9 @@ if [[ $stage == distill || $stage == all ]]; then
     --epochs 1000 --max-steps 700 --checkpoint-every 100 --log-every 10 --threads 2 --no-progress --resume auto
 fi
 if [[ $stage == finetune || $stage == all ]]; then
-  [[ -f $WORK/distilled.pt ]] || lipsim export "$WORK/distill" "$WORK/distilled.pt"
+  # The shipped model's distillation was stopped (for time) at step 300 of this 700-step schedule:
+  # the fine-tuning starts from that checkpoint, so a re-run may stop the distill stage once it exists.
+  [[ -f $WORK/distilled.pt ]] || lipsim export "$WORK/distill/checkpoints/checkpoint-000000300.pt" "$WORK/distilled.pt"
   lipsim train finetune "${ARCH[@]}" --init-from "$WORK/distilled.pt" --output-dir "$WORK/finetune" \
     --dataset synthetic --data-dir "$WORK/photos/train" --synthetic-length 9600 --synthetic-val-length 200 \
     --synthetic-cross-family 0.85 --synthetic-labeller teacher:teacher --margin 0.05 \

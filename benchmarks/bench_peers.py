@@ -485,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--default-weights", default=None, help="path or registered name of the default model")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out-dir", type=Path, default=BENCHMARKS_DIR / "results")
+    parser.add_argument(
+        "--no-bf16", action="store_true", help="skip the bfloat16 workloads (very slow on CPUs without bf16 units)"
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -493,6 +496,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if args.repeats < 1:
             raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
         settings = Settings(**{**settings.__dict__, "repeats": args.repeats})
+    if args.no_bf16:
+        settings = Settings(**{**settings.__dict__, "bf16_batches": ()})
     result = run(settings, args.sections, args.default_weights)
     name = "peers-quick" if args.quick else "peers"
     path = write_json(name, result, args.out_dir)

@@ -17,7 +17,7 @@ from lipsim_tm.functional import certified_distance_interval, lipsim_distance, n
 from lipsim_tm.functional.certificates import all_images_radius, reference_radius
 from lipsim_tm.functional.norm_aware import (
     all_images_radius_norm_aware,
-    certified_radii,
+    certify_triplets,
     distance_shift,
     invert_shift,
     norm_and_floor,
@@ -132,7 +132,7 @@ def test_all_images_radius_solves_its_condition() -> None:
     gen = torch.Generator().manual_seed(5)
     phi = [normalize_embedding(3 * torch.randn(64, 8, generator=gen, dtype=torch.float64), "plain") for _ in range(3)]
     norms = tuple(0.5 + 5 * torch.rand(64, generator=gen, dtype=torch.float64) for _ in range(3))
-    radius = all_images_radius_norm_aware(*phi, norms, 0.0, 2.0, "plain")
+    radius = all_images_radius_norm_aware(*phi, norms, 0.0, 2.0)
     margin = ((phi[0] - phi[1]).norm(dim=1) - (phi[0] - phi[2]).norm(dim=1)).abs()
 
     def total(s: Tensor) -> Tensor:
@@ -152,7 +152,7 @@ def _scaled_features(seed: int, norm: float) -> tuple[Tensor, Tensor, Tensor]:
 def test_plain_map_with_short_norms_gets_smaller_radii_than_the_naive_formula() -> None:
     features = _scaled_features(1, 0.4)
     phi = [normalize_embedding(f, "plain") for f in features]
-    ref, every = certified_radii(*phi, features, normalization="plain", certificate="norm_aware", lipschitz=1.0)
+    ref, every = certify_triplets(*phi, features, normalization="plain", certificate="norm_aware", lipschitz=1.0)[2:]
     naive_ref, naive_all = reference_radius(*phi, 1.0), all_images_radius(*phi, 1.0)
     decided = naive_ref > 0
     assert decided.sum() >= 10
@@ -161,7 +161,9 @@ def test_plain_map_with_short_norms_gets_smaller_radii_than_the_naive_formula() 
     # long norms: larger than the naive formula (which is unsound for v/||v||, but the comparison shows the scale)
     features = _scaled_features(1, 10.0)
     phi = [normalize_embedding(f, "plain") for f in features]
-    ref, _ = certified_radii(*phi, features, normalization="plain", certificate="norm_aware", lipschitz=1.0)
+    ref = certify_triplets(
+        *phi, features, normalization="plain", certificate="norm_aware", lipschitz=1.0
+    ).radius_reference
     assert (ref[decided] > reference_radius(*phi, 1.0)[decided]).all()
 
 

@@ -57,22 +57,20 @@ def decide(
     give exactly the numbers of :func:`~lipsim_tm.functional.two_afc`.
     """
     from lipsim_tm.functional import distance_from_embeddings
-    from lipsim_tm.functional.certificates import decision
-    from lipsim_tm.functional.norm_aware import certified_radii
+    from lipsim_tm.functional.norm_aware import certify_triplets
 
     phis = (ref.phi, x0.phi, x1.phi)
     features = (ref.features, x0.features, x1.features)
-    prefers_x1, tie = decision(*phis)
 
-    def radii(lipschitz: float) -> tuple[Any, Any]:
-        return certified_radii(
+    def certify(lipschitz: float) -> Any:
+        return certify_triplets(
             *phis, features, normalization=normalization, certificate=certificate, lipschitz=lipschitz
         )
 
     largest = max(ref.lipschitz, x0.lipschitz, x1.lipschitz)
-    radius_reference, radius_all = radii(largest)
+    prefers_x1, tie, radius_reference, radius_all = certify(largest)
     if ref.lipschitz != largest:  # the reference alone moves: its own (smaller) bound gives the larger radius
-        radius_reference = radii(ref.lipschitz)[0]
+        radius_reference = certify(ref.lipschitz).radius_reference
     closer = "tie" if bool(tie[0]) else ("x1" if bool(prefers_x1[0]) else "x0")
     return Decision(
         closer=closer,

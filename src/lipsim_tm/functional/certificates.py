@@ -20,6 +20,8 @@ the slack, gets radius 0: never certified.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -53,10 +55,36 @@ def embedding_slack(dtype: torch.dtype) -> float:
     return 8 * 64 * torch.finfo(dtype).eps
 
 
-def _pairwise(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> tuple[Tensor, Tensor, Tensor, float]:
-    slack = embedding_slack(phi_ref.dtype)
+class TripletDistances(NamedTuple):
+    """Float64 ``(N,)`` distances between a triplet's embeddings and the floating-point slack of its decision.
+
+    ``u0 = ||phi_ref - phi_0||``, ``u1 = ||phi_ref - phi_1||``, ``gap = ||phi_0 - phi_1||``; ``slack`` from
+    :func:`embedding_slack`. Computed once per triplet batch by :func:`triplet_distances` and shared by the
+    decision and every radius.
+    """
+
+    u0: Tensor
+    u1: Tensor
+    gap: Tensor
+    slack: float
+
+    def hyperplane_margin(self) -> Tensor:
+        """``H - slack`` (may be negative): the distance of ``phi_ref`` to the bisecting hyperplane, less the slack."""
+        numerator = (self.u0.pow(2) - self.u1.pow(2)).abs() / 2
+        positive = self.gap > 0
+        return torch.where(positive, numerator / torch.where(positive, self.gap, 1.0), 0.0) - self.slack
+
+    def difference_margin(self) -> Tensor:
+        """``max(0, |u_0 - u_1| - slack)``: how far ``u_0 - u_1`` may move before its sign is in doubt."""
+        return ((self.u0 - self.u1).abs() - self.slack).clamp_min(0.0)
+
+
+def triplet_distances(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> TripletDistances:
+    """The :class:`TripletDistances` of ``(N, D)`` embeddings (computed in float64, detached)."""
     r, p0, p1 = (t.detach().double() for t in (phi_ref, phi_0, phi_1))
-    return (r - p0).norm(dim=1), (r - p1).norm(dim=1), (p0 - p1).norm(dim=1), slack
+    return TripletDistances(
+        (r - p0).norm(dim=1), (r - p1).norm(dim=1), (p0 - p1).norm(dim=1), embedding_slack(phi_ref.dtype)
+    )
 
 
 def reference_radius(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, lipschitz: float) -> Tensor:
@@ -75,10 +103,7 @@ def reference_radius(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, lipschitz: f
         phi_ref, phi_0, phi_1: ``(N, D)`` normalised embeddings (1-Lipschitz normalisation).
         lipschitz: ``L``, the Lipschitz bound of the embedding map from user pixels.
     """
-    u0, u1, gap, slack = _pairwise(phi_ref, phi_0, phi_1)
-    numerator = (u0.pow(2) - u1.pow(2)).abs() / 2
-    hyperplane = torch.where(gap > 0, numerator / torch.where(gap > 0, gap, torch.ones_like(gap)), 0.0)
-    return (hyperplane - slack).clamp_min(0.0) / lipschitz * (1 - RELATIVE_SLACK)
+    return plain_radii(triplet_distances(phi_ref, phi_0, phi_1), lipschitz)[0]
 
 
 def all_images_radius(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, lipschitz: float) -> Tensor:
@@ -90,8 +115,13 @@ def all_images_radius(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, lipschitz: 
     Tight in embedding space (``p_0, r, p_1`` on a line, ``r`` and ``p_0`` moving toward each other,
     ``p_1`` away). The budget is per image (each ``||delta_i|| < R``), not shared.
     """
-    u0, u1, _, slack = _pairwise(phi_ref, phi_0, phi_1)
-    return ((u0 - u1).abs() - slack).clamp_min(0.0) / (4 * lipschitz) * (1 - RELATIVE_SLACK)
+    return plain_radii(triplet_distances(phi_ref, phi_0, phi_1), lipschitz)[1]
+
+
+def plain_radii(distances: TripletDistances, lipschitz: float) -> tuple[Tensor, Tensor]:
+    """``(reference_radius, all_images_radius)`` float64 ``(N,)`` of the 1-Lipschitz rule (derivations above)."""
+    scale = (1 - RELATIVE_SLACK) / lipschitz
+    return distances.hyperplane_margin().clamp_min(0.0) * scale, distances.difference_margin() * (scale / 4)
 
 
 def decision(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> tuple[Tensor, Tensor]:
@@ -101,9 +131,13 @@ def decision(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> tuple[Tensor, Ten
     rounding (identical images at different batch positions can differ by ~1e-7), so it counts as a
     tie, never as a preference. Otherwise ``prefers_img1 = u_1 < u_0``.
     """
-    u0, u1, _, slack = _pairwise(phi_ref, phi_0, phi_1)
-    tie = (u0 - u1).abs() <= slack
-    return (u1 < u0) & ~tie, tie
+    return decision_of(triplet_distances(phi_ref, phi_0, phi_1))
+
+
+def decision_of(distances: TripletDistances) -> tuple[Tensor, Tensor]:
+    """``(prefers_img1, tie)`` of :func:`decision` from precomputed distances."""
+    tie = (distances.u0 - distances.u1).abs() <= distances.slack
+    return (distances.u1 < distances.u0) & ~tie, tie
 
 
 def distance_interval(

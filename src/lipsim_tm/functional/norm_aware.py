@@ -29,26 +29,29 @@ Floating point. The norm is shrunk by the relative slack of :func:`~lipsim_tm.fu
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from lipsim_tm.functional.certificates import (
     RELATIVE_SLACK,
-    _pairwise,
-    all_images_radius,
+    TripletDistances,
+    decision_of,
     embedding_slack,
-    reference_radius,
+    plain_radii,
+    triplet_distances,
 )
 
 #: ``"norm_aware"`` (default): the larger of the plain and norm-aware radius; ``"plain"``: 1-Lipschitz only.
 CERTIFICATES: tuple[str, ...] = ("norm_aware", "plain")
 #: Lower bound ``m`` on the pre-normalisation norm of each normalisation.
 NORM_FLOORS: dict[str, float] = {"augment": 1.0, "ball": 1.0, "plain": 0.0}
-#: Candidates per round of the search in :func:`all_images_radius_norm_aware` and the number of rounds:
-#: the bracket shrinks by 256**9 = 2**72, below float64 resolution of the root.
+#: Intervals per round of the search in :func:`_largest_shift_below` and the number of rounds: the bracket
+#: shrinks by 256**5 = 2**40 (about 1e12), so the result is below the root by at most 1e-12 of the initial
+#: upper end (``margin * largest norm / 4`` at most), negligible next to ``RELATIVE_SLACK``.
 _SEARCH_POINTS = 256
-_SEARCH_ROUNDS = 9
+_SEARCH_ROUNDS = 5
 
 
 def check_certificate(certificate: object, normalization: str) -> str:
@@ -119,55 +122,73 @@ def reference_radius_norm_aware(
     of ``phi_0, phi_1`` (see :func:`~lipsim_tm.functional.certificates.reference_radius`), i.e. while
     ``B(L eps, n_ref, m) < H``: ``R = invert_shift(H - slack) / L``.
     """
-    u0, u1, gap, slack = _pairwise(phi_ref, phi_0, phi_1)
-    numerator = (u0.pow(2) - u1.pow(2)).abs() / 2
-    hyperplane = torch.where(gap > 0, numerator / torch.where(gap > 0, gap, torch.ones_like(gap)), 0.0)
-    return invert_shift(hyperplane - slack, norm_ref, floor) / lipschitz * (1 - RELATIVE_SLACK)
+    return _reference_radius_norm_aware(triplet_distances(phi_ref, phi_0, phi_1), norm_ref, floor, lipschitz)
+
+
+def _reference_radius_norm_aware(
+    distances: TripletDistances, norm_ref: Tensor, floor: float, lipschitz: float
+) -> Tensor:
+    return invert_shift(distances.hyperplane_margin(), norm_ref, floor) * ((1 - RELATIVE_SLACK) / lipschitz)
 
 
 def all_images_radius_norm_aware(
-    phi_ref: Tensor,
-    phi_0: Tensor,
-    phi_1: Tensor,
-    norms: tuple[Tensor, Tensor, Tensor],
-    floor: float,
-    lipschitz: float,
-    normalization: str,
+    phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, norms: tuple[Tensor, Tensor, Tensor], floor: float, lipschitz: float
 ) -> Tensor:
     """Norm-aware certified radius ``(N,)`` (float64, user pixels) when each image may move by that much.
 
-    Each embedding moves by its own bound ``b_i = B(L eps, n_i, m)`` (``min(L eps, B)`` for the 1-Lipschitz
-    maps); ``u_0`` changes by at most ``b_ref + b_0``, ``u_1`` by ``b_ref + b_1``, so the sign of
-    ``u_0 - u_1`` holds while ``F(s) = 2 b_ref + b_0 + b_1 < D = |u_0 - u_1| - slack``. ``F`` is continuous
-    and increasing in ``s``; since ``B(s, n, m) >= s / n`` (``m <= n``; all ``n >= 1`` when ``m = 1``),
-    ``F(s) >= D`` at ``s = D / (2/n_ref + 1/n_0 + 1/n_1)``, which brackets the root; a 256-ary search
-    (float64, :data:`_SEARCH_ROUNDS` rounds, a fixed amount of work and no host synchronisation) returns
-    the largest evaluated point with ``F < D``, so the radius is sound whatever the rounding.
+    Each embedding moves by its own bound ``b_i = B(L eps, n_i, m)``; ``u_0`` changes by at most
+    ``b_ref + b_0``, ``u_1`` by ``b_ref + b_1``, so the sign of ``u_0 - u_1`` holds while
+    ``F(s) = 2 b_ref + b_0 + b_1 < D = |u_0 - u_1| - slack`` (see :func:`_largest_shift_below`). For the
+    1-Lipschitz maps (``m = 1``, all ``n >= 1``) ``B <= s``, so ``B`` is already ``min(s, B)``.
+    ``norms``: the effective norms of ref, img0, img1 from :func:`norm_and_floor`.
     """
-    u0, u1, _, slack = _pairwise(phi_ref, phi_0, phi_1)
-    margin = ((u0 - u1).abs() - slack).clamp_min(0.0)
-    n_r, n_0, n_1 = norms
-    points = _SEARCH_POINTS - 1
-    columns = [n[:, None].expand(-1, points) for n in norms]
+    distances = triplet_distances(phi_ref, phi_0, phi_1)
+    return _all_images_radius_norm_aware(distances, torch.stack(norms, dim=1), floor, lipschitz)
 
-    def total(s: Tensor) -> Tensor:
-        b_r, b_0, b_1 = (embedding_shift(s, n, floor, "norm_aware", normalization) for n in columns)
-        return 2 * b_r + b_0 + b_1
 
+def _all_images_radius_norm_aware(distances: TripletDistances, norms: Tensor, floor: float, lipschitz: float) -> Tensor:
+    return _largest_shift_below(distances.difference_margin(), norms, floor) * ((1 - RELATIVE_SLACK) / lipschitz)
+
+
+def _largest_shift_below(margin: Tensor, norms: Tensor, floor: float) -> Tensor:
+    """Largest evaluated ``s >= 0`` with ``F(s) = s sum_i w_i / sqrt(n_i max(n_i - s, m)) < margin``, float64 (N,).
+
+    ``margin``: ``(N,)``; ``norms``: ``(N, 3)`` effective norms of ref, img0, img1 (weights ``w = 2, 1, 1``);
+    ``F(s) = 2 B(s, n_ref, m) + B(s, n_0, m) + B(s, n_1, m)``, continuous and increasing in ``s`` (infinite
+    once ``s >= n_i`` when ``m = 0``). Since ``B(s, n, m) >= s / n`` (``m <= n``), ``F(s) >= margin`` at
+    ``s = margin / (2/n_ref + 1/n_0 + 1/n_1)``, which brackets the root. Each of :data:`_SEARCH_ROUNDS`
+    rounds evaluates ``F`` at :data:`_SEARCH_POINTS` + 1 evenly spaced points of the bracket (both ends
+    included) and keeps the last point with ``F < margin`` as the new lower end (the next point as the upper
+    end). The result is 0 or a point at which the computed ``F`` is below ``margin``; the callers' factor
+    ``1 - RELATIVE_SLACK`` covers the float64 rounding of ``F`` (``F(s) / s`` increases, so
+    ``F((1 - r) s) <= (1 - r) F(s)``). Fixed work, no host synchronisation.
+    """
+    weights = torch.tensor([2.0, 1.0, 1.0], dtype=torch.float64, device=margin.device)
+    n = norms[:, :, None]  # (N, 3, 1)
+    fractions = torch.linspace(0.0, 1.0, _SEARCH_POINTS + 1, dtype=torch.float64, device=margin.device)
+    index = torch.arange(_SEARCH_POINTS + 1, device=margin.device)
     lo = torch.zeros_like(margin)
-    hi = margin / (2 / n_r + 1 / n_0 + 1 / n_1)
-    fractions = torch.arange(1, _SEARCH_POINTS, dtype=torch.float64, device=margin.device) / _SEARCH_POINTS
-    rank = torch.arange(1, _SEARCH_POINTS, device=margin.device)
+    hi = margin / (norms.reciprocal() @ weights)
     for _ in range(_SEARCH_ROUNDS):
-        candidates = lo[:, None] + (hi - lo)[:, None] * fractions  # (N, 255), increasing
-        last_ok = torch.where(total(candidates) < margin[:, None], rank, 0).amax(dim=1)  # 0: none
-        below = candidates.gather(1, (last_ok - 1).clamp_min(0)[:, None])[:, 0]
-        above = candidates.gather(1, last_ok.clamp_max(points - 1)[:, None])[:, 0]
-        lo, hi = torch.where(last_ok > 0, below, lo), torch.where(last_ok < points, above, hi)
-    return lo / lipschitz * (1 - RELATIVE_SLACK)
+        candidates = torch.addcmul(lo[:, None], (hi - lo)[:, None], fractions)  # (N, P + 1), increasing
+        denominator = (n - candidates[:, None, :]).clamp_min_(floor).mul_(n).rsqrt_()  # (N, 3, P + 1)
+        total = (weights @ denominator).mul_(candidates)  # (N, P + 1); NaN (never below) at s = 0, n = 0
+        last = torch.where(total < margin[:, None], index, 0).amax(dim=1, keepdim=True)
+        bracket = candidates.gather(1, torch.cat([last, (last + 1).clamp_max_(_SEARCH_POINTS)], dim=1))
+        lo, hi = bracket.unbind(1)
+    return lo
 
 
-def certified_radii(
+class CertifiedTriplets(NamedTuple):
+    """The decision and certified radii of ``N`` triplets (see :func:`certify_triplets`)."""
+
+    prefers_img1: Tensor
+    tie: Tensor
+    radius_reference: Tensor
+    radius_all: Tensor
+
+
+def certify_triplets(
     phi_ref: Tensor,
     phi_0: Tensor,
     phi_1: Tensor,
@@ -176,23 +197,26 @@ def certified_radii(
     normalization: str,
     certificate: str,
     lipschitz: float,
-) -> tuple[Tensor, Tensor]:
-    """``(radius_reference, radius_all)`` float64 ``(N,)`` in user pixels under the chosen certificate rule.
+) -> CertifiedTriplets:
+    """The decision (bool ``(N,)`` prefers_img1, tie) and the radii float64 ``(N,)`` in user pixels.
 
     ``features``: the pre-normalisation backbone outputs ``(N, D)`` of ref, img0, img1. ``"plain"``
     certificate: the 1-Lipschitz radii; ``"norm_aware"``: the larger of those and the norm-aware radii
-    (only the norm-aware ones for the ``"plain"`` map, which is not 1-Lipschitz).
+    (only the norm-aware ones for the ``"plain"`` map, which is not 1-Lipschitz). The embedding distances
+    are computed once and shared by the decision and all radii.
     """
-    floor = NORM_FLOORS[normalization]
+    distances = triplet_distances(phi_ref, phi_0, phi_1)
+    prefers, tie = decision_of(distances)
     if certificate == "plain":
-        return reference_radius(phi_ref, phi_0, phi_1, lipschitz), all_images_radius(phi_ref, phi_0, phi_1, lipschitz)
-    norms = tuple(norm_and_floor(f, normalization)[0] for f in features)
-    ref = reference_radius_norm_aware(phi_ref, phi_0, phi_1, norms[0], floor, lipschitz)
-    every = all_images_radius_norm_aware(phi_ref, phi_0, phi_1, norms, floor, lipschitz, normalization)
+        return CertifiedTriplets(prefers, tie, *plain_radii(distances, lipschitz))
+    floor = NORM_FLOORS[normalization]
+    norms = norm_and_floor(torch.cat(features), normalization)[0].view(3, -1).t()  # (N, 3)
+    ref = _reference_radius_norm_aware(distances, norms[:, 0], floor, lipschitz)
+    every = _all_images_radius_norm_aware(distances, norms, floor, lipschitz)
     if normalization != "plain":
-        ref = torch.maximum(ref, reference_radius(phi_ref, phi_0, phi_1, lipschitz))
-        every = torch.maximum(every, all_images_radius(phi_ref, phi_0, phi_1, lipschitz))
-    return ref, every
+        plain_ref, plain_all = plain_radii(distances, lipschitz)
+        ref, every = torch.maximum(ref, plain_ref), torch.maximum(every, plain_all)
+    return CertifiedTriplets(prefers, tie, ref, every)
 
 
 def distance_shift(

@@ -8,10 +8,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import check_certifiable, decision, distance_interval
+from lipsim_tm.functional.certificates import check_certifiable, distance_interval
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
 from lipsim_tm.functional.embedding import features_of, lipschitz_constant, setup_call
-from lipsim_tm.functional.norm_aware import certified_radii, check_certificate, distance_shift
+from lipsim_tm.functional.norm_aware import certify_triplets, check_certificate, distance_shift
 from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.weights import Weights
@@ -78,8 +78,7 @@ def two_afc(
     features = features_of(backbone, torch.cat([ref, img0, img1]), prep, next(backbone.parameters()).dtype)
     phi_r, phi_0, phi_1 = normalize_embedding(features, normalization).chunk(3)
     lipschitz = lipschitz_constant(backbone, prep, ref)
-    prefers, tie = decision(phi_r, phi_0, phi_1)
-    radius_ref, radius_all = certified_radii(
+    prefers, tie, radius_ref, radius_all = certify_triplets(
         phi_r,
         phi_0,
         phi_1,

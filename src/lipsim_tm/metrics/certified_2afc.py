@@ -9,9 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import decision
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
-from lipsim_tm.functional.norm_aware import certified_radii, check_certificate
+from lipsim_tm.functional.norm_aware import certify_triplets, check_certificate
 from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
@@ -127,8 +126,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         with torch.no_grad():
             features = self._features(torch.cat([ref, img0, img1]))
             phi_r, phi_0, phi_1 = normalize_embedding(features, self.normalization).chunk(3)
-        prefers, tie = decision(phi_r, phi_0, phi_1)
-        radius_ref, radius_all = certified_radii(
+        prefers, tie, radius_ref, radius_all = certify_triplets(
             phi_r,
             phi_0,
             phi_1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -168,6 +169,26 @@ class LipSimBackbone(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Embeddings ``(N, out_features)`` of images ``x`` of shape ``(N, in_channels, S, S)``."""
+        return self._run(x, lambda index, layer, h: layer(h))
+
+    def inference_tensors(self) -> list[dict[str, Tensor]] | None:
+        """Every SLL layer's cached inference tensors (convolutions first), or ``None`` where a cache is unusable.
+
+        See :class:`~lipsim_tm.nn.rescaling.CachedRescaling`: usable in eval mode when no gradient to the
+        parameters is recorded. The tensors are detached; they follow parameter updates (rebuilt on change).
+        """
+        tensors = [layer.inference_tensors() for layer in self._sll_layers()]
+        return None if any(t is None for t in tensors) else tensors
+
+    def cached_forward(self, x: Tensor, tensors: list[dict[str, Tensor]]) -> Tensor:
+        """:meth:`forward` computed from :meth:`inference_tensors` only: a pure function of ``x`` and ``tensors``.
+
+        Used by ``torch.compile`` (one graph, no guards on the cache's bookkeeping); gradients reach ``x``
+        but never the parameters.
+        """
+        return self._run(x, lambda index, layer, h: layer.cached_forward(h, tensors[index]))
+
+    def _run(self, x: Tensor, apply: Callable[[int, SLLConv2d | SLLLinear, Tensor], Tensor]) -> Tensor:
         self._check_input(x)
         cfg = self.config
         if cfg.input_shift != 0.0 or cfg.input_scale != 1.0:
@@ -176,19 +197,24 @@ class LipSimBackbone(nn.Module):
         # few input channels before the zero-padding (which keeps the layout) avoids a full-width copy.
         x = self.unshuffle(x).contiguous(memory_format=torch.channels_last)
         x = self.pad(x).contiguous(memory_format=torch.channels_last)
-        convs = iter(self.convs)
+        index = 0
         for depth in cfg.conv_stages:
             for _ in range(depth):
-                x = next(convs)(x)
+                x = apply(index, self.convs[index], x)
+                index += 1
             x = self.pool(x)
         x = x.flatten(1)
         for layer in self.dense:
-            x = layer(x)
+            x = apply(index, layer, x)
+            index += 1
         return self.truncate(x)
+
+    def _sll_layers(self) -> list[SLLConv2d | SLLLinear]:
+        return [*self.convs, *self.dense]
 
     def clear_rescaling_cache(self) -> None:
         """Drop every layer's cached rescaling (needed only after writes through ``param.data``)."""
-        for layer in [*self.convs, *self.dense]:
+        for layer in self._sll_layers():
             layer.clear_rescaling_cache()
 
     def _check_input(self, x: Tensor) -> None:

@@ -43,3 +43,24 @@ def test_compiled_metrics_match_eager() -> None:
     for metric in (cert_eager, cert_compiled):
         metric.update(*batch)
     assert cert_compiled.compute()["2afc"] == cert_eager.compute()["2afc"]
+
+
+@pytest.mark.slow
+def test_compiled_network_is_one_graph_that_follows_weight_updates_of_a_shared_backbone() -> None:
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    net = tiny()  # shared (not owned): a trainer could keep updating it
+    compiled, eager = LipSimDistance(net, compile=True), LipSimDistance(net)
+    batch = torch.cat([images(3, n=2), images(4, n=2)])
+    with torch.no_grad():
+        before = compiled._features(batch)
+        torch.testing.assert_close(before, eager._features(batch), rtol=1e-6, atol=1e-7)
+        net.convs[0].kernel.mul_(0.5)  # an in-place update, as an optimizer step does
+        after = compiled._features(batch)
+        torch.testing.assert_close(after, eager._features(batch), rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(before, after)
+    assert counters["stats"]["unique_graphs"] == 1  # no recompilation per layer or per weight update
+    net.train()  # training mode: the rescaling cache is unusable, so the call runs eagerly (same numbers)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled._features(batch), after, rtol=1e-6, atol=1e-7)

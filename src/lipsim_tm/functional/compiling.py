@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from lipsim_tm.frozen import FrozenBackbone
 
 
 def check_inductor_compiler() -> None:
@@ -22,11 +24,22 @@ def check_inductor_compiler() -> None:
         ) from error
 
 
-def compiled_forward(network: nn.Module) -> Callable[[Tensor], Tensor]:
-    """``torch.compile`` of ``network.forward`` (a function, so nothing is registered as a submodule).
+def compiled_forward(network: FrozenBackbone) -> Callable[[Tensor], Tensor]:
+    """A forward of ``network`` whose network part runs through ``torch.compile`` (nothing is registered as a module).
 
-    Only the network is compiled: compiling a ``Metric`` would recompile on its changing counters. The
-    first call compiles (seconds to minutes on CPU); a new input shape, dtype or device recompiles.
+    Only the network is compiled (compiling a ``Metric`` would recompile on its changing counters), and only
+    its pure cached form :meth:`~lipsim_tm.backbone.LipSimBackbone.cached_forward`: the rescaling cache's
+    bookkeeping (pointer and version checks) stays eager, so one graph serves every call and parameter
+    updates of a shared backbone need no recompilation. Where the cache is unusable (a shared backbone in
+    training mode, or recording gradients to its parameters) the call runs eagerly. The first call compiles
+    (tens of seconds on CPU); a new input shape, dtype or device recompiles.
     """
     check_inductor_compiler()
-    return torch.compile(network.forward, dynamic=False)
+    backbone = network.backbone
+    graph = torch.compile(backbone.cached_forward, dynamic=False)
+
+    def forward(x: Tensor) -> Tensor:
+        tensors = backbone.inference_tensors()
+        return network(x) if tensors is None else graph(x, tensors)
+
+    return forward

@@ -59,14 +59,24 @@ class SLLConv2d(CachedRescaling):
         # -2 conv_transpose2d(t * h, K) == conv2d(h, flip(transpose(-2 t K))): one plain convolution,
         # with the rescaling, the factor 2 and the sign folded into its kernel.
         back = (-2.0 * t.reshape(-1, 1, 1, 1) * self.kernel).transpose(0, 1).flip(2, 3).contiguous()
-        return {"rescaling": t, "negative_back_kernel": back, "bias": self.bias.reshape(-1).contiguous()}
+        return {
+            "rescaling": t,
+            "kernel": self.kernel.detach(),
+            "bias": self.bias.reshape(-1).contiguous(),
+            "negative_back_kernel": back,
+        }
+
+    @staticmethod
+    def cached_forward(x: Tensor, tensors: dict[str, Tensor]) -> Tensor:
+        """The layer from its :meth:`build_inference_tensors` alone (a pure function, traceable by torch.compile)."""
+        # In-place ReLU and residual add: no fresh activation-sized allocations (page faults on CPU).
+        hidden = F.conv2d(x, tensors["kernel"], tensors["bias"], padding=1).relu_()
+        return F.conv2d(hidden, tensors["negative_back_kernel"], padding=1).add_(x)
 
     def forward(self, x: Tensor) -> Tensor:
         cached = self.inference_tensors()
         if cached is not None:
-            # In-place ReLU and residual add: no fresh activation-sized allocations (page faults on CPU).
-            hidden = F.conv2d(x, self.kernel, cached["bias"], padding=1).relu_()
-            return F.conv2d(hidden, cached["negative_back_kernel"], padding=1).add_(x)
+            return self.cached_forward(x, cached)
         t = self.compute_rescaling().reshape(1, -1, 1, 1)
         hidden = t * F.relu(F.conv2d(x, self.kernel, padding=1) + self.bias)
         return x - 2.0 * F.conv_transpose2d(hidden, self.kernel, padding=1)
@@ -109,12 +119,28 @@ class SLLLinear(CachedRescaling):
         scaled = gram * torch.exp(self.q[None, :] - self.q[:, None])
         return safe_reciprocal(scaled.sum(dim=1))
 
+    def build_inference_tensors(self) -> dict[str, Tensor]:
+        return {"rescaling": self.compute_rescaling(), "weight": self.weight.detach(), "bias": self.bias.reshape(-1)}
+
+    @staticmethod
+    def cached_forward(x: Tensor, tensors: dict[str, Tensor]) -> Tensor:
+        """The layer from its :meth:`build_inference_tensors` alone (a pure function, traceable by torch.compile)."""
+        return _dense_residual(x, tensors["weight"], tensors["bias"], tensors["rescaling"])
+
     def forward(self, x: Tensor) -> Tensor:
-        hidden = self.rescaling() * F.relu(F.linear(x, self.weight, self.bias.reshape(-1)))
-        return x - 2.0 * (hidden @ self.weight)
+        cached = self.inference_tensors()
+        if cached is not None:
+            return self.cached_forward(x, cached)
+        return _dense_residual(x, self.weight, self.bias.reshape(-1), self.compute_rescaling())
 
     def extra_repr(self) -> str:
         return f"features={self.features}, inner={self.inner}"
+
+
+def _dense_residual(x: Tensor, weight: Tensor, bias: Tensor, rescaling: Tensor) -> Tensor:
+    """``x - 2 W^T (t * relu(W x + b))`` for ``x`` ``(N, features)``."""
+    hidden = rescaling * F.relu(F.linear(x, weight, bias))
+    return x - 2.0 * (hidden @ weight)
 
 
 def _check_positive_int(name: str, value: object) -> None:

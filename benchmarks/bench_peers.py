@@ -22,6 +22,9 @@ models alternate call by call, so slow drifts of a shared machine hit all of the
   ``tiny32`` network (small enough to make 1,000 updates quick; the states are the same for every network).
 - ``scaling``: seconds per pair against batch size (224 px) and against the user images' resolution
   (LipSim resizes to its 224 px input; LPIPS-alex runs at the native resolution).
+- ``compile``: ``LipSimDistance.update`` eager against ``compile=True`` (torch.compile of the network's
+  cached forward): the first call's seconds (compilation included), the steady-state speedup and the
+  largest feature difference. Recorded as unavailable where inductor finds no C++ compiler.
 
 The default model: ``--default-weights`` (a path or registered name, see ``lipsim_tm.weights``); without it,
 or when it cannot be loaded, its architecture (``DEFAULT_ARCHITECTURE``) with random weights, recorded in
@@ -76,7 +79,7 @@ QUICK_OFFICIAL_SIZES: dict[str, int] = {
     "n_features": 64,
     "out_features": 64,
 }
-SECTIONS = ("pairs", "two_afc", "latency", "memory", "scaling")
+SECTIONS = ("pairs", "two_afc", "latency", "memory", "scaling", "compile")
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,12 @@ class Settings:
     memory_updates: int
     scaling_batches: tuple[int, ...]
     scaling_sizes: tuple[int, ...]
+    compile_batches: tuple[int, ...]
     tiny: bool
 
 
-FULL = Settings(224, (1, 16), (1,), 5, 1000, (1, 2, 4, 8, 16), (64, 128, 224, 448), False)
-QUICK = Settings(32, (1, 2), (1,), 1, 20, (1, 2), (32, 48), True)
+FULL = Settings(224, (1, 16), (1,), 5, 1000, (1, 2, 4, 8, 16), (64, 128, 224, 448), (1, 16), False)
+QUICK = Settings(32, (1, 2), (1,), 1, 20, (1, 2), (32, 48), (1,), True)
 
 
 def timed_alternating(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -351,6 +355,42 @@ def bench_scaling(settings: Settings, lipsim: dict[str, LipSimBackbone]) -> dict
     return {"by_batch": by_batch, "by_resolution": by_size}
 
 
+def bench_compile(settings: Settings, lipsim: dict[str, LipSimBackbone]) -> list[dict]:
+    rows: list[dict] = []
+    for batch in settings.compile_batches:
+        x, y = images(batch, settings.size, seed=13), images(batch, settings.size, seed=14)
+        for name, backbone in lipsim.items():
+            eager = LipSimDistance(backbone)
+            try:
+                compiled = LipSimDistance(backbone, compile=True)
+            except RuntimeError as error:  # no C++ compiler for inductor
+                rows.append({"model": name, "batch": batch, "error": str(error)})
+                print(rows[-1], flush=True)
+                continue
+            start = time.perf_counter()
+            compiled.update(x, y)
+            first = time.perf_counter() - start
+            seconds = timed_alternating(
+                {"eager": partial(eager.update, x, y), "compiled": partial(compiled.update, x, y)}, settings.repeats
+            )
+            with torch.no_grad():
+                both = torch.cat([x, y])
+                difference = (compiled._features(both) - eager._features(both)).abs().max().item()
+            rows.append(
+                {
+                    "model": name,
+                    "batch": batch,
+                    "first_call_s": first,
+                    "eager_s": seconds["eager"],
+                    "compiled_s": seconds["compiled"],
+                    "speedup": seconds["eager"] / seconds["compiled"],
+                    "max_feature_difference": difference,
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- report
 
 
@@ -446,6 +486,22 @@ def markdown(result: dict) -> str:
         for r in result["scaling"]["by_resolution"]:
             batch = result["settings"]["scaling_batches"][0]
             lines.append(f"| {r['model']} | {batch} | {r['resolution']} | {r['seconds_per_pair']:.4g} |")
+    if result.get("compile"):
+        lines += [
+            "",
+            "### torch.compile (LipSimDistance.update, compile=True vs eager)",
+            "",
+            "| model | batch | first call (s) | eager (s) | compiled (s) | speedup | max feature difference |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in result["compile"]:
+            if "error" in r:
+                lines.append(f"| {r['model']} | {r['batch']} | unavailable: {r['error']} | | | | |")
+                continue
+            lines.append(
+                f"| {r['model']} | {r['batch']} | {r['first_call_s']:.1f} | {r['eager_s']:.4f} | "
+                f"{r['compiled_s']:.4f} | {r['speedup']:.2f}x | {r['max_feature_difference']:.2g} |"
+            )
     if result.get("targets"):
         lines += ["", "### Targets", "", "| target | ratio | needed | met |", "|---|---|---|---|"]
         for name, t in result["targets"].items():
@@ -473,6 +529,8 @@ def run(settings: Settings, sections: Sequence[str], default_weights: str | None
         result["memory"] = bench_memory(settings)
     if "scaling" in sections:
         result["scaling"] = bench_scaling(settings, lipsim)
+    if "compile" in sections:
+        result["compile"] = bench_compile(settings, lipsim)
     result["targets"] = ratios(result.get("pairs", []), result.get("two_afc", []), result.get("latency", []))
     return result
 

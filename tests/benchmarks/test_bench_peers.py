@@ -32,6 +32,8 @@ def test_quick_suite_writes_every_section(tmp_path: Path, one_thread: object) ->
     assert {row["dtype"] for row in saved["pairs"]} == {"float32", "bfloat16"}
     assert all(row["certificate_overhead"] > 0 for row in saved["two_afc"])
     assert saved["memory"]["updates"] == bench_peers.QUICK.memory_updates
+    assert {row["model"] for row in saved["compile"]} == {"lipsim-small", "lipsim-default"}
+    assert all(row.get("speedup", 1) > 0 for row in saved["compile"])
     assert "random" in saved["default_model"]["weights"]
     assert any(name.startswith("certificate overhead") for name in result["targets"])
     table = (tmp_path / "peers-quick.md").read_text()

@@ -55,36 +55,36 @@ def embedding_slack(dtype: torch.dtype) -> float:
     return 8 * 64 * torch.finfo(dtype).eps
 
 
-class TripletDistances(NamedTuple):
-    """Float64 ``(N,)`` distances between a triplet's embeddings and the floating-point slack of its decision.
+class TripletMargins(NamedTuple):
+    """Float64 ``(N,)`` margins of a triplet's embeddings, computed once by :func:`triplet_margins`.
 
-    ``u0 = ||phi_ref - phi_0||``, ``u1 = ||phi_ref - phi_1||``, ``gap = ||phi_0 - phi_1||``; ``slack`` from
-    :func:`embedding_slack`. Computed once per triplet batch by :func:`triplet_distances` and shared by the
-    decision and every radius.
+    With ``u0 = ||phi_ref - phi_0||``, ``u1 = ||phi_ref - phi_1||``, ``gap = ||phi_0 - phi_1||`` and
+    ``slack`` from :func:`embedding_slack`:
+
+    - ``prefers_img1``: ``u1 < u0`` and not a tie; ``tie``: ``|u0 - u1| <= slack``;
+    - ``hyperplane_margin``: ``H - slack`` (may be negative), ``H = |u0^2 - u1^2| / (2 gap)`` the distance of
+      ``phi_ref`` to the bisecting hyperplane of ``phi_0, phi_1`` (0 when ``gap = 0``);
+    - ``difference_margin``: ``max(0, |u0 - u1| - slack)``, how far ``u0 - u1`` may move before its sign is
+      in doubt (0 exactly on a tie).
     """
 
-    u0: Tensor
-    u1: Tensor
-    gap: Tensor
-    slack: float
-
-    def hyperplane_margin(self) -> Tensor:
-        """``H - slack`` (may be negative): the distance of ``phi_ref`` to the bisecting hyperplane, less the slack."""
-        numerator = (self.u0.pow(2) - self.u1.pow(2)).abs() / 2
-        positive = self.gap > 0
-        return torch.where(positive, numerator / torch.where(positive, self.gap, 1.0), 0.0) - self.slack
-
-    def difference_margin(self) -> Tensor:
-        """``max(0, |u_0 - u_1| - slack)``: how far ``u_0 - u_1`` may move before its sign is in doubt."""
-        return ((self.u0 - self.u1).abs() - self.slack).clamp_min(0.0)
+    prefers_img1: Tensor
+    tie: Tensor
+    hyperplane_margin: Tensor
+    difference_margin: Tensor
 
 
-def triplet_distances(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> TripletDistances:
-    """The :class:`TripletDistances` of ``(N, D)`` embeddings (computed in float64, detached)."""
+def triplet_margins(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> TripletMargins:
+    """The :class:`TripletMargins` of ``(N, D)`` embeddings (computed in float64, detached)."""
+    slack = embedding_slack(phi_ref.dtype)
     r, p0, p1 = (t.detach().double() for t in (phi_ref, phi_0, phi_1))
-    return TripletDistances(
-        (r - p0).norm(dim=1), (r - p1).norm(dim=1), (p0 - p1).norm(dim=1), embedding_slack(phi_ref.dtype)
-    )
+    u0, u1, gap = (r - p0).norm(dim=1), (r - p1).norm(dim=1), (p0 - p1).norm(dim=1)
+    difference = (u0 - u1).abs()
+    margin = (difference - slack).clamp_min(0.0)
+    tie = margin == 0  # exactly |u0 - u1| <= slack: a subtraction of floats is positive iff a > b
+    positive = gap > 0
+    hyperplane = torch.where(positive, difference * (u0 + u1) / (2 * torch.where(positive, gap, 1.0)), 0.0)
+    return TripletMargins((u1 < u0) & ~tie, tie, hyperplane - slack, margin)
 
 
 def reference_radius(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, lipschitz: float) -> Tensor:
@@ -103,7 +103,7 @@ def reference_radius(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, lipschitz: f
         phi_ref, phi_0, phi_1: ``(N, D)`` normalised embeddings (1-Lipschitz normalisation).
         lipschitz: ``L``, the Lipschitz bound of the embedding map from user pixels.
     """
-    return plain_radii(triplet_distances(phi_ref, phi_0, phi_1), lipschitz)[0]
+    return plain_radii(triplet_margins(phi_ref, phi_0, phi_1), lipschitz)[0]
 
 
 def all_images_radius(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, lipschitz: float) -> Tensor:
@@ -115,13 +115,13 @@ def all_images_radius(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, lipschitz: 
     Tight in embedding space (``p_0, r, p_1`` on a line, ``r`` and ``p_0`` moving toward each other,
     ``p_1`` away). The budget is per image (each ``||delta_i|| < R``), not shared.
     """
-    return plain_radii(triplet_distances(phi_ref, phi_0, phi_1), lipschitz)[1]
+    return plain_radii(triplet_margins(phi_ref, phi_0, phi_1), lipschitz)[1]
 
 
-def plain_radii(distances: TripletDistances, lipschitz: float) -> tuple[Tensor, Tensor]:
+def plain_radii(margins: TripletMargins, lipschitz: float) -> tuple[Tensor, Tensor]:
     """``(reference_radius, all_images_radius)`` float64 ``(N,)`` of the 1-Lipschitz rule (derivations above)."""
     scale = (1 - RELATIVE_SLACK) / lipschitz
-    return distances.hyperplane_margin().clamp_min(0.0) * scale, distances.difference_margin() * (scale / 4)
+    return margins.hyperplane_margin.clamp_min(0.0) * scale, margins.difference_margin * (scale / 4)
 
 
 def decision(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> tuple[Tensor, Tensor]:
@@ -131,13 +131,8 @@ def decision(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> tuple[Tensor, Ten
     rounding (identical images at different batch positions can differ by ~1e-7), so it counts as a
     tie, never as a preference. Otherwise ``prefers_img1 = u_1 < u_0``.
     """
-    return decision_of(triplet_distances(phi_ref, phi_0, phi_1))
-
-
-def decision_of(distances: TripletDistances) -> tuple[Tensor, Tensor]:
-    """``(prefers_img1, tie)`` of :func:`decision` from precomputed distances."""
-    tie = (distances.u0 - distances.u1).abs() <= distances.slack
-    return (distances.u1 < distances.u0) & ~tie, tie
+    margins = triplet_margins(phi_ref, phi_0, phi_1)
+    return margins.prefers_img1, margins.tie
 
 
 def distance_interval(

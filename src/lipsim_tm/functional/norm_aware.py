@@ -36,11 +36,10 @@ from torch import Tensor
 
 from lipsim_tm.functional.certificates import (
     RELATIVE_SLACK,
-    TripletDistances,
-    decision_of,
+    TripletMargins,
     embedding_slack,
     plain_radii,
-    triplet_distances,
+    triplet_margins,
 )
 
 #: ``"norm_aware"`` (default): the larger of the plain and norm-aware radius; ``"plain"``: 1-Lipschitz only.
@@ -48,10 +47,11 @@ CERTIFICATES: tuple[str, ...] = ("norm_aware", "plain")
 #: Lower bound ``m`` on the pre-normalisation norm of each normalisation.
 NORM_FLOORS: dict[str, float] = {"augment": 1.0, "ball": 1.0, "plain": 0.0}
 #: Intervals per round of the search in :func:`_largest_shift_below` and the number of rounds: the bracket
-#: shrinks by 256**5 = 2**40 (about 1e12), so the result is below the root by at most 1e-12 of the initial
-#: upper end (``margin * largest norm / 4`` at most), negligible next to ``RELATIVE_SLACK``.
+#: shrinks by 256**4 = 2**32, so the result is below the root by at most 2.3e-10 of the initial upper end
+#: (at most ``margin * largest norm / 4``, while the root is at least ``margin / 4`` for the 1-Lipschitz maps):
+#: a relative loss of at most ``2.3e-10 * largest norm``, negligible next to ``RELATIVE_SLACK`` = 1e-6.
 _SEARCH_POINTS = 256
-_SEARCH_ROUNDS = 5
+_SEARCH_ROUNDS = 4
 
 
 def check_certificate(certificate: object, normalization: str) -> str:
@@ -122,13 +122,11 @@ def reference_radius_norm_aware(
     of ``phi_0, phi_1`` (see :func:`~lipsim_tm.functional.certificates.reference_radius`), i.e. while
     ``B(L eps, n_ref, m) < H``: ``R = invert_shift(H - slack) / L``.
     """
-    return _reference_radius_norm_aware(triplet_distances(phi_ref, phi_0, phi_1), norm_ref, floor, lipschitz)
+    return _reference_radius_norm_aware(triplet_margins(phi_ref, phi_0, phi_1), norm_ref, floor, lipschitz)
 
 
-def _reference_radius_norm_aware(
-    distances: TripletDistances, norm_ref: Tensor, floor: float, lipschitz: float
-) -> Tensor:
-    return invert_shift(distances.hyperplane_margin(), norm_ref, floor) * ((1 - RELATIVE_SLACK) / lipschitz)
+def _reference_radius_norm_aware(margins: TripletMargins, norm_ref: Tensor, floor: float, lipschitz: float) -> Tensor:
+    return invert_shift(margins.hyperplane_margin, norm_ref, floor) * ((1 - RELATIVE_SLACK) / lipschitz)
 
 
 def all_images_radius_norm_aware(
@@ -142,12 +140,12 @@ def all_images_radius_norm_aware(
     1-Lipschitz maps (``m = 1``, all ``n >= 1``) ``B <= s``, so ``B`` is already ``min(s, B)``.
     ``norms``: the effective norms of ref, img0, img1 from :func:`norm_and_floor`.
     """
-    distances = triplet_distances(phi_ref, phi_0, phi_1)
-    return _all_images_radius_norm_aware(distances, torch.stack(norms, dim=1), floor, lipschitz)
+    margins = triplet_margins(phi_ref, phi_0, phi_1)
+    return _all_images_radius_norm_aware(margins, torch.stack(norms, dim=1), floor, lipschitz)
 
 
-def _all_images_radius_norm_aware(distances: TripletDistances, norms: Tensor, floor: float, lipschitz: float) -> Tensor:
-    return _largest_shift_below(distances.difference_margin(), norms, floor) * ((1 - RELATIVE_SLACK) / lipschitz)
+def _all_images_radius_norm_aware(margins: TripletMargins, norms: Tensor, floor: float, lipschitz: float) -> Tensor:
+    return _largest_shift_below(margins.difference_margin, norms, floor) * ((1 - RELATIVE_SLACK) / lipschitz)
 
 
 def _largest_shift_below(margin: Tensor, norms: Tensor, floor: float) -> Tensor:
@@ -167,6 +165,7 @@ def _largest_shift_below(margin: Tensor, norms: Tensor, floor: float) -> Tensor:
     n = norms[:, :, None]  # (N, 3, 1)
     fractions = torch.linspace(0.0, 1.0, _SEARCH_POINTS + 1, dtype=torch.float64, device=margin.device)
     index = torch.arange(_SEARCH_POINTS + 1, device=margin.device)
+    ends = torch.tensor([[0, 1]], device=margin.device)  # the last point below and the next one
     lo = torch.zeros_like(margin)
     hi = margin / (norms.reciprocal() @ weights)
     for _ in range(_SEARCH_ROUNDS):
@@ -174,7 +173,7 @@ def _largest_shift_below(margin: Tensor, norms: Tensor, floor: float) -> Tensor:
         denominator = (n - candidates[:, None, :]).clamp_min_(floor).mul_(n).rsqrt_()  # (N, 3, P + 1)
         total = (weights @ denominator).mul_(candidates)  # (N, P + 1); NaN (never below) at s = 0, n = 0
         last = torch.where(total < margin[:, None], index, 0).amax(dim=1, keepdim=True)
-        bracket = candidates.gather(1, torch.cat([last, (last + 1).clamp_max_(_SEARCH_POINTS)], dim=1))
+        bracket = candidates.gather(1, (last + ends).clamp_max_(_SEARCH_POINTS))
         lo, hi = bracket.unbind(1)
     return lo
 
@@ -202,19 +201,19 @@ def certify_triplets(
 
     ``features``: the pre-normalisation backbone outputs ``(N, D)`` of ref, img0, img1. ``"plain"``
     certificate: the 1-Lipschitz radii; ``"norm_aware"``: the larger of those and the norm-aware radii
-    (only the norm-aware ones for the ``"plain"`` map, which is not 1-Lipschitz). The embedding distances
-    are computed once and shared by the decision and all radii.
+    (only the norm-aware ones for the ``"plain"`` map, which is not 1-Lipschitz). The margins
+    (:func:`~lipsim_tm.functional.certificates.triplet_margins`) are computed once for the decision and all radii.
     """
-    distances = triplet_distances(phi_ref, phi_0, phi_1)
-    prefers, tie = decision_of(distances)
+    margins = triplet_margins(phi_ref, phi_0, phi_1)
+    prefers, tie = margins.prefers_img1, margins.tie
     if certificate == "plain":
-        return CertifiedTriplets(prefers, tie, *plain_radii(distances, lipschitz))
+        return CertifiedTriplets(prefers, tie, *plain_radii(margins, lipschitz))
     floor = NORM_FLOORS[normalization]
     norms = norm_and_floor(torch.cat(features), normalization)[0].view(3, -1).t()  # (N, 3)
-    ref = _reference_radius_norm_aware(distances, norms[:, 0], floor, lipschitz)
-    every = _all_images_radius_norm_aware(distances, norms, floor, lipschitz)
+    ref = _reference_radius_norm_aware(margins, norms[:, 0], floor, lipschitz)
+    every = _all_images_radius_norm_aware(margins, norms, floor, lipschitz)
     if normalization != "plain":
-        plain_ref, plain_all = plain_radii(distances, lipschitz)
+        plain_ref, plain_all = plain_radii(margins, lipschitz)
         ref, every = torch.maximum(ref, plain_ref), torch.maximum(every, plain_all)
     return CertifiedTriplets(prefers, tie, ref, every)
 

@@ -25,6 +25,12 @@ models alternate call by call, so slow drifts of a shared machine hit all of the
 - ``compile``: ``LipSimDistance.update`` eager against ``compile=True`` (torch.compile of the network's
   cached forward): the first call's seconds (compilation included), the steady-state speedup and the
   largest feature difference. Recorded as unavailable where inductor finds no C++ compiler.
+- ``roofline``: one cached SLL convolution layer of ``small`` (batch 1 and 16) against the memory-bandwidth
+  roofline: the bytes the layer must move (read its input, write its output: ``2 C`` values per pixel) and
+  the bytes the implementation moves (``5 C + 4 I``: conv, in-place ReLU, conv, in-place residual add),
+  divided by the time, as fractions of the measured copy bandwidth (``dst.copy_(src)``), plus GMAC/s.
+
+``--device cuda`` runs every section on the GPU (timings synchronise; peak memory is CUDA allocated memory).
 
 The default model: ``--default-weights`` (a path or registered name, see ``lipsim_tm.weights``); without it,
 or when it cannot be loaded, its architecture (``DEFAULT_ARCHITECTURE``) with random weights, recorded in
@@ -79,7 +85,7 @@ QUICK_OFFICIAL_SIZES: dict[str, int] = {
     "n_features": 64,
     "out_features": 64,
 }
-SECTIONS = ("pairs", "two_afc", "latency", "memory", "scaling", "compile")
+SECTIONS = ("pairs", "two_afc", "latency", "memory", "scaling", "compile", "roofline")
 
 
 @dataclass(frozen=True)
@@ -93,21 +99,30 @@ class Settings:
     scaling_sizes: tuple[int, ...]
     compile_batches: tuple[int, ...]
     tiny: bool
+    device: str = "cpu"
 
 
 FULL = Settings(224, (1, 16), (1,), 5, 1000, (1, 2, 4, 8, 16), (64, 128, 224, 448), (1, 16), False)
 QUICK = Settings(32, (1, 2), (1,), 1, 20, (1, 2), (32, 48), (1,), True)
 
 
-def timed_alternating(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_alternating(fns: dict[str, Callable[[], object]], repeats: int, device: str = "cpu") -> dict[str, float]:
     """Median seconds per call of each function, calls alternating between them, after one warm-up each."""
     for fn in fns.values():
         fn()
+    synchronize(device)
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -125,9 +140,19 @@ def rss_mib() -> float:
     return _proc_status_kib("VmRSS") / 1024
 
 
-def transient_peak_mib(fn: Callable[[], object]) -> float | None:
-    """Peak RSS during one ``fn()`` minus the RSS before it (MiB); None where the peak cannot be reset."""
+def transient_peak_mib(fn: Callable[[], object], device: str = "cpu") -> float | None:
+    """Peak memory during one ``fn()`` minus the memory before it (MiB): RSS on the CPU, allocated memory on CUDA.
+
+    None where the CPU peak cannot be reset.
+    """
     gc.collect()
+    if torch.device(device).type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     try:
         with open("/proc/self/clear_refs", "w") as clear:
             clear.write("5")  # resets VmHWM to the current RSS
@@ -162,14 +187,13 @@ def lipsim_backbones(settings: Settings, default_weights: str | None) -> tuple[d
     if default is None:
         default = LipSimBackbone("small", **architecture)
         note["weights"] = "random (same architecture; cost does not depend on the weight values)"
-    return {
-        name: net.requires_grad_(False).eval() for name, net in (("lipsim-small", small), ("lipsim-default", default))
-    }, note
+    networks = (("lipsim-small", small), ("lipsim-default", default))
+    return {name: net.requires_grad_(False).eval().to(settings.device) for name, net in networks}, note
 
 
 def official_backbone(settings: Settings) -> nn.Module:
     sizes = QUICK_OFFICIAL_SIZES if settings.tiny else {}
-    return build_official_model(seed=0, **sizes).requires_grad_(False).eval()
+    return build_official_model(seed=0, **sizes).requires_grad_(False).eval().to(settings.device)
 
 
 def official_pairs(official: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
@@ -184,7 +208,7 @@ def official_pairs(official: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def lipsim_pairs(backbone: LipSimBackbone) -> Callable[[Tensor, Tensor], object]:
-    metric = LipSimDistance(backbone)
+    metric = LipSimDistance(backbone).to(next(backbone.parameters()).device)
     return metric.update
 
 
@@ -196,19 +220,19 @@ def peer_pairs(peer: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
     return distance
 
 
-def images(n: int, size: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> Tensor:
-    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed)).to(dtype)
+def images(n: int, size: int, dtype: torch.dtype = torch.float32, seed: int = 0, device: str = "cpu") -> Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed)).to(device, dtype)
 
 
 # ---------------------------------------------------------------------------------------------- sections
 
 
 def bench_pairs(settings: Settings, lipsim: dict[str, LipSimBackbone], official: nn.Module) -> list[dict]:
-    peers = {name: build_peer(name, settings.size, tiny=settings.tiny) for name in PEERS}
+    peers = {name: build_peer(name, settings.size, tiny=settings.tiny).to(settings.device) for name in PEERS}
     rows = []
     workloads = [(b, torch.float32) for b in settings.batches] + [(b, torch.bfloat16) for b in settings.bf16_batches]
     for batch, dtype in workloads:
-        x, y = images(batch, settings.size, dtype, 1), images(batch, settings.size, dtype, 2)
+        x, y = (images(batch, settings.size, dtype, seed, settings.device) for seed in (1, 2))
         fns: dict[str, Callable[[], object]] = {}
         for name, backbone in lipsim.items():
             net = backbone if dtype == torch.float32 else copy.deepcopy(backbone).to(dtype)
@@ -220,7 +244,7 @@ def bench_pairs(settings: Settings, lipsim: dict[str, LipSimBackbone], official:
                 fns[name] = partial(peer_pairs(peer), x, y)
             elif not settings.tiny:  # reduced-precision peers are slow on CPUs without bf16 units: not in smoke tests
                 fns[name] = partial(peer_pairs(copy.deepcopy(peer).to(dtype)), x, y)
-        seconds = timed_alternating(fns, settings.repeats)
+        seconds = timed_alternating(fns, settings.repeats, settings.device)
         for name, fn in fns.items():
             rows.append(
                 {
@@ -229,7 +253,7 @@ def bench_pairs(settings: Settings, lipsim: dict[str, LipSimBackbone], official:
                     "dtype": str(dtype).removeprefix("torch."),
                     "seconds": seconds[name],
                     "pairs_per_s": batch / seconds[name],
-                    "peak_extra_rss_mib": transient_peak_mib(fn),
+                    "peak_extra_rss_mib": transient_peak_mib(fn, settings.device),
                 }
             )
             print(rows[-1], flush=True)
@@ -238,7 +262,7 @@ def bench_pairs(settings: Settings, lipsim: dict[str, LipSimBackbone], official:
 
 def plain_2afc(metric: Certified2AFCAccuracy) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
     """2AFC scoring without certificates: the metric's input checks, one batched forward, decision, score."""
-    state = {"score": torch.zeros((), dtype=torch.float64)}
+    state = {"score": torch.zeros((), dtype=torch.float64, device=metric.device)}
 
     def update(ref: Tensor, img0: Tensor, img1: Tensor, target: Tensor) -> Tensor:
         metric._check_images(ref=ref, img0=img0, img1=img1)
@@ -252,24 +276,38 @@ def plain_2afc(metric: Certified2AFCAccuracy) -> Callable[[Tensor, Tensor, Tenso
     return update
 
 
+def adaptive_repeats(fn: Callable[[], object], settings: Settings, budget_s: float = 4.0, cap: int = 101) -> int:
+    """``settings.repeats``, raised (up to ``cap``) so that cheap calls are timed for about ``budget_s`` seconds.
+
+    A ratio of two ~30 ms calls needs many repeats to resolve a few percent on a shared machine.
+    """
+    start = time.perf_counter()
+    fn()
+    synchronize(settings.device)
+    once = time.perf_counter() - start
+    return max(settings.repeats, min(cap, int(budget_s / max(once, 1e-6))))
+
+
 def bench_two_afc(settings: Settings, lipsim: dict[str, LipSimBackbone]) -> list[dict]:
     rows = []
     for batch in settings.batches:
-        ref, img0, img1 = (images(batch, settings.size, seed=s) for s in (3, 4, 5))
-        target = torch.rand(batch, generator=torch.Generator().manual_seed(6))
-        fns: dict[str, Callable[[], object]] = {}
+        ref, img0, img1 = (images(batch, settings.size, seed=s, device=settings.device) for s in (3, 4, 5))
+        target = torch.rand(batch, generator=torch.Generator().manual_seed(6)).to(settings.device)
         for name, backbone in lipsim.items():
-            certified = Certified2AFCAccuracy(backbone)
-            plain = plain_2afc(Certified2AFCAccuracy(backbone))
-            fns[f"{name}/certified"] = partial(certified.update, ref, img0, img1, target)
-            fns[f"{name}/plain"] = partial(plain, ref, img0, img1, target)
-        seconds = timed_alternating(fns, settings.repeats)
-        for name in lipsim:
-            cert, plain_s = seconds[f"{name}/certified"], seconds[f"{name}/plain"]
+            certified = Certified2AFCAccuracy(backbone).to(settings.device)
+            plain = plain_2afc(Certified2AFCAccuracy(backbone).to(settings.device))
+            fns = {
+                "certified": partial(certified.update, ref, img0, img1, target),
+                "plain": partial(plain, ref, img0, img1, target),
+            }
+            repeats = adaptive_repeats(fns["plain"], settings)
+            seconds = timed_alternating(fns, repeats, settings.device)
+            cert, plain_s = seconds["certified"], seconds["plain"]
             rows.append(
                 {
                     "model": name,
                     "batch": batch,
+                    "repeats": repeats,
                     "plain_s": plain_s,
                     "certified_s": cert,
                     "plain_triplets_per_s": batch / plain_s,
@@ -282,7 +320,7 @@ def bench_two_afc(settings: Settings, lipsim: dict[str, LipSimBackbone]) -> list
 
 
 def bench_latency(settings: Settings, lipsim: dict[str, LipSimBackbone], official: nn.Module) -> list[dict]:
-    x = images(1, settings.size)
+    x = images(1, settings.size, device=settings.device)
     fns: dict[str, Callable[[], object]] = {"official-style-small": lambda: official(x)}
 
     def forward(backbone: LipSimBackbone, training: bool) -> Callable[[], object]:
@@ -300,7 +338,7 @@ def bench_latency(settings: Settings, lipsim: dict[str, LipSimBackbone], officia
         fns[f"{name}/uncached"] = forward(backbone, True)
         fns[f"{name}/cached"] = forward(backbone, False)
     with torch.no_grad():
-        seconds = timed_alternating(fns, settings.repeats)
+        seconds = timed_alternating(fns, settings.repeats, settings.device)
     rows = [{"path": name, "seconds": s} for name, s in seconds.items()]
     official_s = seconds["official-style-small"]
     for row in rows:
@@ -310,17 +348,22 @@ def bench_latency(settings: Settings, lipsim: dict[str, LipSimBackbone], officia
 
 
 def bench_memory(settings: Settings) -> dict:
-    metric = LipSimDistance("random:tiny32")
-    x, y = images(4, 32, seed=7), images(4, 32, seed=8)
+    metric = LipSimDistance("random:tiny32").to(settings.device)
+    x, y = images(4, 32, seed=7, device=settings.device), images(4, 32, seed=8, device=settings.device)
+    on_cuda = torch.device(settings.device).type == "cuda"
     for _ in range(max(1, settings.memory_updates // 10)):  # warm-up: allocator pools, lazy caches
         metric.update(x, y)
     gc.collect()
-    before = rss_mib()
+    synchronize(settings.device)
+    before, allocated_before = rss_mib(), torch.cuda.memory_allocated(settings.device) if on_cuda else None
     for _ in range(settings.memory_updates):
         metric.update(x, y)
     gc.collect()
-    after = rss_mib()
+    synchronize(settings.device)
+    after, allocated_after = rss_mib(), torch.cuda.memory_allocated(settings.device) if on_cuda else None
     result = {
+        "cuda_allocated_before_mib": None if allocated_before is None else allocated_before / 2**20,
+        "cuda_allocated_after_mib": None if allocated_after is None else allocated_after / 2**20,
         "network": "tiny32 (random weights)",
         "batch": 4,
         "updates": settings.memory_updates,
@@ -337,19 +380,20 @@ def bench_scaling(settings: Settings, lipsim: dict[str, LipSimBackbone]) -> dict
     updates = {name: lipsim_pairs(backbone) for name, backbone in lipsim.items()}
     by_batch = []
     for batch in settings.scaling_batches:
-        x, y = images(batch, settings.size, seed=9), images(batch, settings.size, seed=10)
-        seconds = timed_alternating({name: partial(f, x, y) for name, f in updates.items()}, settings.repeats)
+        x, y = (images(batch, settings.size, seed=seed, device=settings.device) for seed in (9, 10))
+        fns = {name: partial(f, x, y) for name, f in updates.items()}
+        seconds = timed_alternating(fns, settings.repeats, settings.device)
         by_batch += [{"model": n, "batch": batch, "seconds_per_pair": s / batch} for n, s in seconds.items()]
         print(by_batch[-len(seconds) :], flush=True)
     by_size = []
     batch = settings.scaling_batches[0]
-    alex = peer_pairs(build_peer("lpips-alex"))
+    alex = peer_pairs(build_peer("lpips-alex").to(settings.device))
     for size in settings.scaling_sizes:
-        x, y = images(batch, size, seed=11), images(batch, size, seed=12)
+        x, y = (images(batch, size, seed=seed, device=settings.device) for seed in (11, 12))
         fns = {name: partial(f, x, y) for name, f in updates.items()}
         if size >= 32:  # LPIPS' AlexNet taps (two strided poolings) need at least 31 px
             fns["lpips-alex (native resolution)"] = partial(alex, x, y)
-        seconds = timed_alternating(fns, settings.repeats)
+        seconds = timed_alternating(fns, settings.repeats, settings.device)
         by_size += [{"model": n, "resolution": size, "seconds_per_pair": s / batch} for n, s in seconds.items()]
         print(by_size[-len(seconds) :], flush=True)
     return {"by_batch": by_batch, "by_resolution": by_size}
@@ -358,21 +402,21 @@ def bench_scaling(settings: Settings, lipsim: dict[str, LipSimBackbone]) -> dict
 def bench_compile(settings: Settings, lipsim: dict[str, LipSimBackbone]) -> list[dict]:
     rows: list[dict] = []
     for batch in settings.compile_batches:
-        x, y = images(batch, settings.size, seed=13), images(batch, settings.size, seed=14)
+        x, y = (images(batch, settings.size, seed=seed, device=settings.device) for seed in (13, 14))
         for name, backbone in lipsim.items():
-            eager = LipSimDistance(backbone)
+            eager = LipSimDistance(backbone).to(settings.device)
             try:
-                compiled = LipSimDistance(backbone, compile=True)
+                compiled = LipSimDistance(backbone, compile=True).to(settings.device)
             except RuntimeError as error:  # no C++ compiler for inductor
                 rows.append({"model": name, "batch": batch, "error": str(error)})
                 print(rows[-1], flush=True)
                 continue
             start = time.perf_counter()
             compiled.update(x, y)
+            synchronize(settings.device)
             first = time.perf_counter() - start
-            seconds = timed_alternating(
-                {"eager": partial(eager.update, x, y), "compiled": partial(compiled.update, x, y)}, settings.repeats
-            )
+            fns = {"eager": partial(eager.update, x, y), "compiled": partial(compiled.update, x, y)}
+            seconds = timed_alternating(fns, settings.repeats, settings.device)
             with torch.no_grad():
                 both = torch.cat([x, y])
                 difference = (compiled._features(both) - eager._features(both)).abs().max().item()
@@ -388,6 +432,57 @@ def bench_compile(settings: Settings, lipsim: dict[str, LipSimBackbone]) -> list
                 }
             )
             print(rows[-1], flush=True)
+    return rows
+
+
+def sll_conv_bytes(config: LipSimConfig, batch: int, element_bytes: int = 4) -> dict[str, int]:
+    """Bytes one SLL convolution layer of the first stage moves: ``minimal`` and ``as_implemented``.
+
+    ``minimal``: read the input and write the output, ``2 C`` values per pixel. ``as_implemented``:
+    conv reads ``C`` and writes ``I``, the in-place ReLU reads and writes ``I``, the second conv reads
+    ``I`` and writes ``C``, the in-place residual add reads ``2 C`` and writes ``C``: ``5 C + 4 I``.
+    Weights (``2 * 9 C I`` values) are negligible and left out.
+    """
+    side = config.input_size // config.unshuffle
+    values = batch * side * side * element_bytes
+    c, i = config.channels, config.conv_inner
+    return {"minimal": 2 * c * values, "as_implemented": (5 * c + 4 * i) * values}
+
+
+def copy_bandwidth(device: str, repeats: int, mib: int) -> float:
+    """Bytes per second of ``dst.copy_(src)`` on ``mib`` MiB (read plus write counted)."""
+    src = torch.rand(mib * 2**18, device=device)
+    dst = torch.empty_like(src)
+    seconds = timed_alternating({"copy": partial(dst.copy_, src)}, repeats, device)["copy"]
+    return 2 * src.numel() * src.element_size() / seconds
+
+
+def bench_roofline(settings: Settings, lipsim: dict[str, LipSimBackbone]) -> list[dict]:
+    backbone = lipsim["lipsim-small"]
+    config, layer = backbone.config, backbone.convs[0]
+    bandwidth = copy_bandwidth(settings.device, settings.repeats, 16 if settings.tiny else 1024)
+    side = config.input_size // config.unshuffle
+    rows = []
+    for batch in settings.batches:
+        x = torch.rand(batch, config.channels, side, side, generator=torch.Generator().manual_seed(15))
+        x = x.to(settings.device).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            seconds = timed_alternating({"layer": partial(layer, x)}, settings.repeats, settings.device)["layer"]
+        moved = sll_conv_bytes(config, batch)
+        macs = 2 * batch * side * side * config.channels * config.conv_inner * 9
+        rows.append(
+            {
+                "batch": batch,
+                "seconds": seconds,
+                "copy_bandwidth_gb_s": bandwidth / 1e9,
+                "minimal_bytes": moved["minimal"],
+                "as_implemented_bytes": moved["as_implemented"],
+                "fraction_minimal": moved["minimal"] / seconds / bandwidth,
+                "fraction_as_implemented": moved["as_implemented"] / seconds / bandwidth,
+                "gmacs": macs / seconds / 1e9,
+            }
+        )
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -502,6 +597,19 @@ def markdown(result: dict) -> str:
                 f"| {r['model']} | {r['batch']} | {r['first_call_s']:.1f} | {r['eager_s']:.4f} | "
                 f"{r['compiled_s']:.4f} | {r['speedup']:.2f}x | {r['max_feature_difference']:.2g} |"
             )
+    if result.get("roofline"):
+        lines += [
+            "",
+            "### Roofline: one SLL convolution layer of small",
+            "",
+            "| batch | ms | copy bandwidth (GB/s) | must-move bytes / time | implemented bytes / time | GMAC/s |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in result["roofline"]:
+            lines.append(
+                f"| {r['batch']} | {r['seconds'] * 1e3:.2f} | {r['copy_bandwidth_gb_s']:.1f} | "
+                f"{r['fraction_minimal']:.1%} | {r['fraction_as_implemented']:.1%} | {r['gmacs']:.1f} |"
+            )
     if result.get("targets"):
         lines += ["", "### Targets", "", "| target | ratio | needed | met |", "|---|---|---|---|"]
         for name, t in result["targets"].items():
@@ -531,6 +639,8 @@ def run(settings: Settings, sections: Sequence[str], default_weights: str | None
         result["scaling"] = bench_scaling(settings, lipsim)
     if "compile" in sections:
         result["compile"] = bench_compile(settings, lipsim)
+    if "roofline" in sections:
+        result["roofline"] = bench_roofline(settings, lipsim)
     result["targets"] = ratios(result.get("pairs", []), result.get("two_afc", []), result.get("latency", []))
     return result
 
@@ -543,6 +653,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--default-weights", default=None, help="path or registered name of the default model")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out-dir", type=Path, default=BENCHMARKS_DIR / "results")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (every section runs there)")
     parser.add_argument(
         "--no-bf16", action="store_true", help="skip the bfloat16 workloads (very slow on CPUs without bf16 units)"
     )
@@ -556,6 +667,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         settings = Settings(**{**settings.__dict__, "repeats": args.repeats})
     if args.no_bf16:
         settings = Settings(**{**settings.__dict__, "bf16_batches": ()})
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device} needs CUDA, which this machine does not have")
+    settings = Settings(**{**settings.__dict__, "device": args.device})
     result = run(settings, args.sections, args.default_weights)
     name = "peers-quick" if args.quick else "peers"
     path = write_json(name, result, args.out_dir)

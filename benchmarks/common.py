@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -29,6 +30,23 @@ def median_seconds(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def timing_parser(description: str, *, repeats: int) -> argparse.ArgumentParser:
+    """A parser with the options every timing script shares: ``--threads``, ``--repeats``, ``--out-dir``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=repeats, help=f"timed calls per number (default {repeats})")
+    parser.add_argument("--out-dir", type=Path, default=BENCHMARKS_DIR / "results")
+    return parser
+
+
+def apply_timing_options(args: argparse.Namespace) -> None:
+    """Check ``--repeats`` and set the torch thread count from ``--threads``."""
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
 
 def machine_description() -> dict[str, object]:

@@ -1,10 +1,8 @@
-"""Helpers of the command-line tests: generated images, running ``lipsim``, tiny NIGHTS/BAPPS folders."""
+"""Helpers of the command-line tests: generated images and running ``lipsim``."""
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,42 +52,3 @@ def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     code, out, err = run_cli([*argv, "--json"], capsys)
     assert code == 0, err
     return json.loads(out)
-
-
-NIGHTS_HEADER = ["id", "votes", "right_vote", "left_vote", "ref_path", "left_path", "right_path", "split"]
-
-
-def write_nights(root: Path, rows: list[tuple[int, float, str]], size: int = 24) -> Path:
-    """A NIGHTS folder: ``data.csv`` (p in the third column) and ``ref/NNN``, ``distort/NNN`` PNGs.
-
-    ``rows``: ``(votes, p, split)`` per triplet, ``p`` the fraction judging the right (``_1``) image closer.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / "data.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, NIGHTS_HEADER)
-        writer.writeheader()
-        for i, (votes, p, split) in enumerate(rows):
-            paths = {
-                "ref_path": f"ref/{i // 2:03d}/{i:03d}.png",
-                "left_path": f"distort/{i // 2:03d}/{i:03d}_0.png",
-                "right_path": f"distort/{i // 2:03d}/{i:03d}_1.png",
-            }
-            for k, relative in enumerate(paths.values()):
-                (root / relative).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(photo_array(100 * i + k, size, size)).save(root / relative)
-            writer.writerow({"id": i, "votes": votes, "right_vote": p, "left_vote": 1 - p, **paths, "split": split})
-    return root
-
-
-def write_bapps(root: Path, judges: dict[str, list[float]], split: str = "val", size: int = 16) -> Path:
-    """A BAPPS folder ``root/2afc/<split>/<subset>/{ref,p0,p1,judge}`` with one triplet per judge value."""
-    for s, (subset, values) in enumerate(sorted(judges.items())):
-        base = root / "2afc" / split / subset
-        for name in ("ref", "p0", "p1", "judge"):
-            (base / name).mkdir(parents=True, exist_ok=True)
-        for i, judge in enumerate(values):
-            stem = f"{i:06d}"
-            for k, name in enumerate(("ref", "p0", "p1")):
-                Image.fromarray(photo_array(1000 * s + 10 * i + k, size, size)).save(base / name / f"{stem}.png")
-            np.save(base / "judge" / f"{stem}.npy", np.array([judge], dtype=np.float32))
-    return root

@@ -6,19 +6,20 @@ import json
 
 import pytest
 import torch
-from cli_helpers import WEIGHTS, run_cli, write_bapps, write_nights
+from cli_helpers import WEIGHTS, run_cli
 
+from dataset_writers import write_bapps, write_nights
 from lipsim_tm.data import BAPPS2AFCDataset, NightsDataset
 from lipsim_tm.metrics import Certified2AFCAccuracy
 
 EPS = [0.0, 0.05, 36 / 255]
 NIGHTS_ROWS = [
-    (6, 0.9, "test"),
-    (7, 0.1, "test"),
-    (8, 0.5, "test"),
-    (9, 1.0, "test"),
-    (3, 0.8, "test"),
-    (6, 0.7, "val"),
+    {"votes": 6, "p": 0.9, "split": "test"},
+    {"votes": 7, "p": 0.1, "split": "test"},
+    {"votes": 8, "p": 0.5, "split": "test"},
+    {"votes": 9, "p": 1.0, "split": "test"},
+    {"votes": 3, "p": 0.8, "split": "test"},
+    {"votes": 6, "p": 0.7, "split": "val"},
 ]
 
 
@@ -57,7 +58,7 @@ def check_report(report: dict, expected: dict[str, float], triplets: int) -> Non
 
 @pytest.mark.parametrize("certificate", ["norm_aware", "plain"])
 def test_nights_folder_matches_the_metric(tmp_path, capsys, certificate):
-    root = write_nights(tmp_path / "nights", NIGHTS_ROWS)
+    root = write_nights(tmp_path / "nights", NIGHTS_ROWS, size=24)
     out = tmp_path / "out" / "nights.json"
     argv = certify(root, "nights", out, "--image-size", "24", "--batch-size", "2", "--certificate", certificate)
     code, stdout, stderr = run_cli(argv, capsys)
@@ -74,7 +75,7 @@ def test_nights_folder_matches_the_metric(tmp_path, capsys, certificate):
 
 
 def test_nights_val_split_and_limit(tmp_path, capsys):
-    root = write_nights(tmp_path / "nights", NIGHTS_ROWS)
+    root = write_nights(tmp_path / "nights", NIGHTS_ROWS, size=24)
     out = tmp_path / "n.json"
     code, _, stderr = run_cli([*certify(root, "nights", out, "--image-size", "24"), "--limit", "2"], capsys)
     assert code == 0, stderr
@@ -87,7 +88,7 @@ def test_nights_val_split_and_limit(tmp_path, capsys):
 
 
 def test_bapps_folder_and_subset_match_the_metric(tmp_path, capsys):
-    root = write_bapps(tmp_path / "bapps", {"cnn": [0.2, 0.9, 0.6], "traditional": [1.0, 0.0]})
+    root = write_bapps(tmp_path / "bapps", {"cnn": [0.2, 0.9, 0.6], "traditional": [1.0, 0.0]}, size=16)
     out = tmp_path / "bapps.json"
     code, stdout, stderr = run_cli([*certify(root, "bapps", out), "--no-progress"], capsys)
     assert code == 0, stderr
@@ -118,9 +119,9 @@ def test_bapps_folder_and_subset_match_the_metric(tmp_path, capsys):
 )
 def test_bad_arguments_exit_2_with_the_reason(tmp_path, capsys, fmt, extra, message):
     if fmt == "nights":
-        root = write_nights(tmp_path / "data", NIGHTS_ROWS[:2])
+        root = write_nights(tmp_path / "data", NIGHTS_ROWS[:2], size=24)
     else:
-        root = write_bapps(tmp_path / "data", {"cnn": [0.5]})
+        root = write_bapps(tmp_path / "data", {"cnn": [0.5]}, size=16)
     code, _, stderr = run_cli(["certify", str(root), "--format", fmt, "--weights", WEIGHTS, *extra], capsys)
     assert code == 2
     assert message in stderr

@@ -31,6 +31,6 @@ def subprocess_env() -> dict[str, str]:
     """Environment for child processes: one thread each, fixtures importable, src on the path."""
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    paths = [str(Path(__file__).parent), str(REPO / "src"), env.get("PYTHONPATH", "")]
+    paths = [str(Path(__file__).parent), str(REPO / "tests"), str(REPO / "src"), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env

@@ -7,8 +7,8 @@ import csv
 
 import pytest
 import torch
-from training_fixtures import write_bapps, write_nights
 
+from dataset_writers import write_bapps, write_nights
 from lipsim_tm.checkpoints import load_backbone, load_export
 from lipsim_tm.cli import build_parser, main
 

@@ -10,8 +10,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
-from training_fixtures import write_bapps, write_nights
 
+from dataset_writers import write_bapps, write_nights
 from lipsim_tm.data import (
     DISTORTION_FAMILIES,
     BAPPS2AFCDataset,

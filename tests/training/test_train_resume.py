@@ -47,7 +47,7 @@ def _env() -> dict[str, str]:
     import os
 
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(REPO / "src")])
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(REPO / "tests"), str(REPO / "src")])
     return env
 
 

@@ -267,7 +267,7 @@ def plain_2afc(metric: Certified2AFCAccuracy) -> Callable[[Tensor, Tensor, Tenso
     def update(ref: Tensor, img0: Tensor, img1: Tensor, target: Tensor) -> Tensor:
         metric._check_images(ref=ref, img0=img0, img1=img1)
         with torch.no_grad():
-            phi_r, phi_0, phi_1 = metric._embed(torch.cat([ref, img0, img1])).chunk(3)
+            phi_r, phi_0, phi_1 = metric._embed(ref, img0, img1).chunk(3)
         prefers, tie = decision(phi_r, phi_0, phi_1)
         p = target.double()
         state["score"] = state["score"] + torch.where(tie, 0.5, torch.where(prefers, p, 1 - p)).sum()

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lipsim_tm.backbone import LipSimBackbone
+from lipsim_tm.functional.preprocessing import Preprocessing
 
 
 class FrozenBackbone(nn.Module):
@@ -59,8 +60,18 @@ class FrozenBackbone(nn.Module):
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Features ``(N, out_features)`` of backbone inputs ``x`` ``(N, C, S, S)``; no gradient to the weights."""
+    def forward(self, *images: Tensor, prep: Preprocessing | None = None) -> Tensor:
+        """Features ``(N, out_features)``; no gradient to the weights.
+
+        Without ``prep``: of one batch of backbone inputs ``(N, C, S, S)``. With ``prep``: of user image
+        batches ``images`` (concatenated along ``N``, then mapped to backbone inputs of the network's dtype by
+        ``prep``). The second form takes the caller's own tensors, so torchmetrics' ``FeatureShare`` (whose
+        cache is keyed on the call's arguments) serves every metric fed the same batch from one forward pass.
+        """
+        if prep is None:
+            (x,) = images
+        else:
+            x = prep(images[0] if len(images) == 1 else torch.cat(images), self.dtype)
         detached = {name: p.detach() for name, p in self.backbone.named_parameters()}
         return torch.func.functional_call(self.backbone, detached, (x,))
 

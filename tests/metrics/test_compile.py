@@ -50,6 +50,7 @@ def test_compiled_network_is_one_graph_that_follows_weight_updates_of_a_shared_b
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
+    counters.clear()  # graphs compiled by earlier tests in this process
     net = tiny()  # shared (not owned): a trainer could keep updating it
     compiled, eager = LipSimDistance(net, compile=True), LipSimDistance(net)
     batch = torch.cat([images(3, n=2), images(4, n=2)])

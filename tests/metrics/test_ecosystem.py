@@ -53,6 +53,26 @@ def test_feature_share_uses_one_backbone_and_matches_separate_metrics() -> None:
             torch.testing.assert_close(_floats(got[name]), expected)
 
 
+def test_feature_share_runs_the_network_once_for_metrics_fed_the_same_batch() -> None:
+    metrics = {"plain": Certified2AFCAccuracy(W, certificate="plain"), "aware": Certified2AFCAccuracy(W)}
+    separate = {k: copy.deepcopy(v) for k, v in metrics.items()}
+    shared = FeatureShare(metrics)
+    calls: list[int] = []
+    shared["plain"].backbone.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    batch = _inputs()
+    triplet = (batch["ref"], batch["img0"], batch["img1"], batch["target"])
+    shared.update(*triplet)
+    assert calls == [12]  # one forward of the 3 x 4 images serves both metrics
+    shared.update(*triplets(5, n=4, noise=0.02))  # a new batch: one more forward, no stale cache hit
+    assert calls == [12, 12]
+    got = shared.compute()
+    for name, metric in separate.items():
+        metric.update(*triplet)
+        metric.update(*triplets(5, n=4, noise=0.02))
+        for key, value in _floats(metric.compute()).items():
+            torch.testing.assert_close(_floats(got[f"{name}_{key}"]), value)  # colliding keys get prefixes
+
+
 def test_metric_collection_of_both_metrics() -> None:
     collection = MetricCollection({"distance": LipSimDistance(W), "afc": Certified2AFCAccuracy(W)})
     collection.update(**_inputs())

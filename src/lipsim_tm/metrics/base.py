@@ -14,7 +14,7 @@ from lipsim_tm.frozen import FrozenBackbone, unwrap_frozen
 from lipsim_tm.functional.certificates import check_certifiable
 from lipsim_tm.functional.compiling import compiled_forward
 from lipsim_tm.functional.embedding import check_same_shape, features_of, lipschitz_constant, preprocessing_for
-from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
+from lipsim_tm.functional.normalization import at_least_float32, check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.weights import Weights, resolve_backbone
 
@@ -91,14 +91,17 @@ class LipSimMetricBase(Metric):
             self.prep.check(value, name)
         check_same_shape(**images)
 
-    def _features(self, images: Tensor) -> Tensor:
-        """Backbone features ``(N, D)`` (before normalisation) of validated images, in one forward pass."""
-        forward = self.net if self._compiled_forward is None else self._compiled_forward
-        return features_of(forward, images, self.prep, unwrap_frozen(self.net).dtype)
+    def _features(self, *images: Tensor) -> Tensor:
+        """Backbone features ``(N, D)`` (before normalisation) of validated image batches, concatenated along
+        ``N``, in one forward pass. The batches go to the network as given (a ``FeatureShare`` cache hit when
+        another metric just ran the same batches with the same preprocessing)."""
+        if self._compiled_forward is not None:
+            return features_of(self._compiled_forward, torch.cat(images), self.prep, unwrap_frozen(self.net).dtype)
+        return at_least_float32(self.net(*images, prep=self.prep))
 
-    def _embed(self, images: Tensor) -> Tensor:
-        """Normalised embeddings ``(N, D')`` of validated images, in one forward pass."""
-        return normalize_embedding(self._features(images), self.normalization)
+    def _embed(self, *images: Tensor) -> Tensor:
+        """Normalised embeddings ``(N, D')`` of validated image batches (concatenated), in one forward pass."""
+        return normalize_embedding(self._features(*images), self.normalization)
 
     def _check_certifiable(self) -> None:
         """Raise ``ValueError`` if the network's dtype cannot give sound certificates (bfloat16, float16)."""

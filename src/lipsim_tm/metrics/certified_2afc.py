@@ -124,7 +124,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         self._check_images(ref=ref, img0=img0, img1=img1)
         p = _check_target(target, ref.shape[0], ref.device)
         with torch.no_grad():
-            features = self._features(torch.cat([ref, img0, img1]))
+            features = self._features(ref, img0, img1)
             phi_r, phi_0, phi_1 = normalize_embedding(features, self.normalization).chunk(3)
         prefers, tie, radius_ref, radius_all = certify_triplets(
             phi_r,

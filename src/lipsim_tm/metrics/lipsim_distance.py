@@ -103,7 +103,7 @@ class LipSimDistance(LipSimMetricBase):
         if self.certify_eps is not None:
             self._check_certifiable()
         self._check_images(x=x, y=y)
-        features = self._features(torch.cat([x, y]))
+        features = self._features(x, y)
         phi_x, phi_y = normalize_embedding(features, self.normalization).chunk(2)
         distances = distance_from_embeddings(phi_x, phi_y, self.distance)
         half = self._half_widths(phi_x, phi_y, features, distances, x)

@@ -242,7 +242,8 @@ def evaluate_2afc(
 ) -> dict[str, dict[str, Tensor]]:
     """Feed the triplets ``(ref, img0, img1, p)`` of ``dataset`` (its first ``limit``) to every 2AFC metric.
 
-    Each batch is loaded once and passed to each metric of ``metrics`` (e.g. one per certificate rule);
+    Each batch is loaded once and the same tensors go to each metric of ``metrics`` (e.g. one per
+    certificate rule; wrapped in torchmetrics' ``FeatureShare`` they then share one forward pass);
     returns ``{name: metric.compute()}``. Progress goes to stderr unless ``progress`` is False.
 
     Raises:
@@ -258,9 +259,10 @@ def evaluate_2afc(
     bar = Progress(len(dataset), label=label, enabled=progress)
     try:
         for batch in loader:
+            on_device: dict[Any, list[Tensor]] = {}  # one copy per device: the same tensors for every metric
             for metric in metrics.values():
                 device = next(metric.backbone.parameters()).device
-                metric.update(*(t.to(device) for t in batch))
+                metric.update(*on_device.setdefault(device, [t.to(device) for t in batch]))
             bar.update(batch[0].shape[0])
     finally:
         bar.close()

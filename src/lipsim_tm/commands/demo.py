@@ -76,6 +76,8 @@ def shipped_photos() -> Iterator[list[Path]]:
 def _two_afc_part(
     backbone: LipSimBackbone, photos: list[Path], *, triplets: int, seed: int, batch_size: int, progress: bool
 ) -> dict[str, Any]:
+    from torchmetrics.wrappers import FeatureShare
+
     from lipsim_tm.data import Synthetic2AFCDataset
     from lipsim_tm.metrics import Certified2AFCAccuracy
     from lipsim_tm.metrics.certified_2afc import PAPER_EPSILONS
@@ -84,10 +86,12 @@ def _two_afc_part(
     dataset = Synthetic2AFCDataset(photos, image_size=size, length=triplets, seed=seed)
     epsilons = sorted(set(PLOT_EPSILONS) | set(PAPER_EPSILONS))
     device = next(backbone.parameters()).device
-    metrics = {
-        rule: Certified2AFCAccuracy(backbone, epsilons=epsilons, certificate=rule, per_sample=True).to(device)
-        for rule in RULES
-    }
+    metrics = FeatureShare(  # one forward pass per batch serves both certificate rules
+        {
+            rule: Certified2AFCAccuracy(backbone, epsilons=epsilons, certificate=rule, per_sample=True).to(device)
+            for rule in RULES
+        }
+    )
     results = evaluate_2afc(dataset, metrics, batch_size=batch_size, progress=progress, label="demo 2afc")
     rules = {}
     for rule, result in results.items():

@@ -69,6 +69,8 @@ class FrozenBackbone(nn.Module):
         cache is keyed on the call's arguments) serves every metric fed the same batch from one forward pass.
         """
         if prep is None:
+            if len(images) != 1:
+                raise TypeError(f"without prep, forward takes one batch of backbone inputs, got {len(images)}")
             (x,) = images
         else:
             x = prep(images[0] if len(images) == 1 else torch.cat(images), self.dtype)

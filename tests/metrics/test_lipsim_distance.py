@@ -216,3 +216,13 @@ def test_memory_stays_flat_over_many_updates() -> None:
     sizes = {k: v.numel() for k, v in metric.metric_state.items()}
     assert sizes == {"sum_distance": 1, "total": 1, "sum_half_width": 1}
     assert all(v.grad_fn is None for v in metric.metric_state.values())
+
+
+def test_frozen_network_takes_user_batches_with_their_preprocessing() -> None:
+    metric = LipSimDistance(W, data_range=255.0)
+    x, y = images(1, n=2) * 255, images(2, n=2) * 255
+    net = metric.net
+    expected = net(metric.prep(torch.cat([x, y]), net.dtype))
+    torch.testing.assert_close(net(x, y, prep=metric.prep), expected, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="without prep, forward takes one batch of backbone inputs, got 2"):
+        net(x, y)

@@ -81,8 +81,7 @@ def norm_and_floor(features: Tensor, normalization: str) -> tuple[Tensor, float]
 
 def normalization_shift(s: float | Tensor, norm: Tensor, floor: float) -> Tensor:
     """``B(s, n, m)``, float64 (``s``, ``norm`` broadcast): bound on the move of ``phi`` when ``g`` moves by ``s``."""
-    s = torch.as_tensor(s, dtype=torch.float64, device=norm.device)
-    low = torch.maximum(norm - s, torch.as_tensor(floor, dtype=torch.float64, device=norm.device))
+    low = (norm - s).clamp_min(floor)
     positive = low > 0
     safe = torch.where(positive, low, torch.ones_like(low))
     return torch.where(positive, s / torch.sqrt(norm * safe), torch.full_like(low, math.inf))
@@ -93,7 +92,8 @@ def embedding_shift(s: float | Tensor, norm: Tensor, floor: float, certificate: 
 
     ``min(s, B)`` (norm-aware rule, 1-Lipschitz maps), ``s`` (plain rule), ``B`` (the ``"plain"`` map).
     """
-    s = torch.as_tensor(s, dtype=torch.float64, device=norm.device).expand_as(norm)
+    # A number is filled in on the device (no host-to-device copy, which would synchronise CUDA).
+    s = torch.full_like(norm, s) if not isinstance(s, Tensor) else s.to(norm).expand_as(norm)
     if certificate == "plain":
         return s.clone()
     bound = normalization_shift(s, norm, floor)
@@ -161,17 +161,19 @@ def _largest_shift_below(margin: Tensor, norms: Tensor, floor: float) -> Tensor:
     ``1 - RELATIVE_SLACK`` covers the float64 rounding of ``F`` (``F(s) / s`` increases, so
     ``F((1 - r) s) <= (1 - r) F(s)``). Fixed work, no host synchronisation.
     """
-    weights = torch.tensor([2.0, 1.0, 1.0], dtype=torch.float64, device=margin.device)
+    # Constants are made on the device (no host-to-device copy, which would synchronise CUDA).
     n = norms[:, :, None]  # (N, 3, 1)
     fractions = torch.linspace(0.0, 1.0, _SEARCH_POINTS + 1, dtype=torch.float64, device=margin.device)
     index = torch.arange(_SEARCH_POINTS + 1, device=margin.device)
-    ends = torch.tensor([[0, 1]], device=margin.device)  # the last point below and the next one
+    ends = torch.arange(2, device=margin.device)[None]  # the last point below and the next one
     lo = torch.zeros_like(margin)
-    hi = margin / (norms.reciprocal() @ weights)
+    inverse = norms.reciprocal()
+    hi = margin / (inverse.sum(dim=1) + inverse[:, 0])  # margin / (2 / n_ref + 1 / n_0 + 1 / n_1)
     for _ in range(_SEARCH_ROUNDS):
         candidates = torch.addcmul(lo[:, None], (hi - lo)[:, None], fractions)  # (N, P + 1), increasing
         denominator = (n - candidates[:, None, :]).clamp_min_(floor).mul_(n).rsqrt_()  # (N, 3, P + 1)
-        total = (weights @ denominator).mul_(candidates)  # (N, P + 1); NaN (never below) at s = 0, n = 0
+        weighted = denominator.sum(dim=1).add_(denominator[:, 0])  # weights 2, 1, 1
+        total = weighted.mul_(candidates)  # (N, P + 1); NaN (never below) at s = 0, n = 0
         last = torch.where(total < margin[:, None], index, 0).amax(dim=1, keepdim=True)
         bracket = candidates.gather(1, (last + ends).clamp_max_(_SEARCH_POINTS))
         lo, hi = bracket.unbind(1)

@@ -80,9 +80,9 @@ class Preprocessing:
         low, high = self.bounds
         return high - low
 
-    def check(self, images: object, name: str = "images") -> Tensor:
+    def check(self, images: object, name: str = "images", *, values: bool = True) -> Tensor:
         """Validate ``images`` (see :func:`check_images`); return them."""
-        return check_images(images, name, self)
+        return check_images(images, name, self, values=values)
 
     def __call__(self, images: Tensor, dtype: torch.dtype | None = None) -> Tensor:
         """Backbone input ``(N, channels, size, size)`` in [0, 1] pixels, in ``dtype`` (default: the input's).
@@ -99,11 +99,12 @@ class Preprocessing:
         return x
 
 
-def check_images(images: object, name: str, prep: Preprocessing) -> Tensor:
+def check_images(images: object, name: str, prep: Preprocessing, *, values: bool = True) -> Tensor:
     """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``images`` is a valid batch for ``prep``.
 
     Valid: a floating-point tensor ``(N, C, H, W)`` with ``N >= 1``, ``C == prep.channels`` (or ``C == 1``
-    with ``prep.grayscale``), all values finite and within ``data_range``.
+    with ``prep.grayscale``), all values finite and within ``data_range``. ``values=False`` checks only the
+    tensor's type, dtype and shape (no look at the data, so no device-to-host transfer).
     """
     if not isinstance(images, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
@@ -122,6 +123,8 @@ def check_images(images: object, name: str, prep: Preprocessing) -> Tensor:
         raise ValueError(f"{name} must have {prep.channels} channels, got shape {tuple(images.shape)}{hint}")
     if images.shape[2] == 0 or images.shape[3] == 0:
         raise ValueError(f"{name} must have non-empty spatial size, got shape {tuple(images.shape)}")
+    if not values:
+        return images
     # One pass over the data and one device-to-host transfer: NaN propagates through aminmax, and an
     # infinite value is the minimum or the maximum.
     lo, hi = torch.stack(torch.aminmax(images.detach())).tolist()

@@ -43,6 +43,11 @@ class LipSimMetricBase(Metric):
     ``metric.net.to(torch.bfloat16)``) computes distances, but certificates are refused with a
     ``ValueError`` (see :func:`~lipsim_tm.functional.certificates.check_certifiable`).
 
+    ``validate_args=False`` (torchmetrics' convention) skips the checks that read the data (finite values
+    within ``data_range``; 2AFC targets in ``[0, 1]``), which cost one device-to-host transfer per update:
+    ``update`` then never synchronises a CUDA device, and bad values give wrong numbers instead of an error.
+    Types, dtypes, shapes and devices are always checked.
+
     ``compile=True`` runs the network through ``torch.compile`` (inductor; the network only, never the
     Metric; see :func:`~lipsim_tm.functional.compiling.compiled_forward`). It raises ``RuntimeError`` at
     construction when no C++ compiler is usable. A metric with a compiled forward cannot be pickled.
@@ -60,12 +65,15 @@ class LipSimMetricBase(Metric):
         interpolation: str,
         antialias: bool,
         compile: bool = False,
+        validate_args: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.normalization = check_normalization(normalization)
-        if not isinstance(compile, bool):
-            raise TypeError(f"compile must be a bool, got {compile!r}")
+        for name, flag in (("compile", compile), ("validate_args", validate_args)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        self.validate_args = validate_args
         backbone = resolve_backbone(weights)
         self.net = FrozenBackbone(backbone, owned=not isinstance(weights, LipSimBackbone))
         # A plain function (not a submodule): the metric's modules, state_dict and FeatureShare are unchanged.
@@ -88,7 +96,7 @@ class LipSimMetricBase(Metric):
                     f"{name} is on {value.device} but the metric's network is on {device};"
                     f" call metric.to({name}.device)"
                 )
-            self.prep.check(value, name)
+            self.prep.check(value, name, values=self.validate_args)
         check_same_shape(**images)
 
     def _features(self, *images: Tensor) -> Tensor:

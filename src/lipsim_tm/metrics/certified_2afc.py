@@ -63,6 +63,8 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         data_range, grayscale, interpolation, antialias: see
             :class:`~lipsim_tm.functional.preprocessing.Preprocessing`.
         compile: ``torch.compile`` the network's forward (see :class:`~lipsim_tm.metrics.base.LipSimMetricBase`).
+        validate_args: check the input values (one device-to-host transfer per update); ``False`` skips that
+            (see :class:`~lipsim_tm.metrics.base.LipSimMetricBase`).
         kwargs: passed to :class:`torchmetrics.Metric`.
     """
 
@@ -86,6 +88,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         interpolation: str = "bicubic",
         antialias: bool = True,
         compile: bool = False,
+        validate_args: bool = True,
         **kwargs: Any,
     ) -> None:
         self.distance = check_distance(distance)
@@ -101,9 +104,11 @@ class Certified2AFCAccuracy(LipSimMetricBase):
             interpolation=interpolation,
             antialias=antialias,
             compile=compile,
+            validate_args=validate_args,
             **kwargs,
         )
         self.epsilons = _check_epsilons(epsilons, self.prep.span)
+        self._epsilon_tensors: dict[torch.device, Tensor] = {}
         self.keys = tuple(f"certified_2afc@{eps:.4g}" for eps in self.epsilons)
         self.keys_all = tuple(f"certified_2afc_all@{eps:.4g}" for eps in self.epsilons)
         if len(set(self.keys)) != len(self.keys):
@@ -122,7 +127,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         """Add triplets; bad input raises and leaves the state unchanged."""
         self._check_certifiable()
         self._check_images(ref=ref, img0=img0, img1=img1)
-        p = _check_target(target, ref.shape[0], ref.device)
+        p = _check_target(target, ref.shape[0], ref.device, values=self.validate_args)
         with torch.no_grad():
             features = self._features(ref, img0, img1)
             phi_r, phi_0, phi_1 = normalize_embedding(features, self.normalization).chunk(3)
@@ -138,7 +143,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         score = torch.where(tie, 0.5, torch.where(prefers, p, 1 - p))
         decided = p != 0.5
         correct = decided & ~tie & (prefers == (p > 0.5))
-        eps = torch.tensor(self.epsilons, dtype=torch.float64, device=ref.device)
+        eps = self._epsilons_on(ref.device)
         self.score_sum = self.score_sum + score.sum()
         self.total = self.total + p.shape[0]
         self.decided_total = self.decided_total + decided.sum()
@@ -149,6 +154,12 @@ class Certified2AFCAccuracy(LipSimMetricBase):
             d1 = distance_from_embeddings(phi_r, phi_1, self.distance)
             for key, value in zip(PER_SAMPLE_KEYS, (d0, d1, p, radius_ref, radius_all), strict=True):
                 getattr(self, key).append(value.detach().float())
+
+    def _epsilons_on(self, device: torch.device) -> Tensor:
+        """The budgets as float64 ``(K,)`` on ``device``, copied there once (a copy per update would synchronise)."""
+        if device not in self._epsilon_tensors:
+            self._epsilon_tensors[device] = torch.tensor(self.epsilons, dtype=torch.float64, device=device)
+        return self._epsilon_tensors[device]
 
     def extra_repr(self) -> str:
         """The certificate rule, normalisation and distance (shown in ``repr``)."""
@@ -184,8 +195,8 @@ def _check_epsilons(epsilons: Sequence[float] | None, span: float) -> tuple[floa
     return tuple(values)
 
 
-def _check_target(target: object, n: int, device: torch.device) -> Tensor:
-    """``target`` as float64 ``(n,)`` on ``device``; raises on wrong type, shape, device or values."""
+def _check_target(target: object, n: int, device: torch.device, *, values: bool = True) -> Tensor:
+    """``target`` as float64 ``(n,)`` on ``device``; raises on wrong type, shape, device or (``values``) values."""
     if not isinstance(target, Tensor):
         raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
     if target.shape != (n,):
@@ -195,6 +206,8 @@ def _check_target(target: object, n: int, device: torch.device) -> Tensor:
     if target.device != device:
         raise ValueError(f"target is on {target.device} but the images are on {device}")
     p = target.double()
+    if not values:
+        return p
     lo, hi = torch.stack(torch.aminmax(p)).tolist()  # one device-to-host transfer; NaN propagates
     finite = math.isfinite(lo) and math.isfinite(hi)
     if not finite or lo < 0 or hi > 1:

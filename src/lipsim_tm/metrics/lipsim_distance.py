@@ -49,6 +49,8 @@ class LipSimDistance(LipSimMetricBase):
         data_range, grayscale, interpolation, antialias: see
             :class:`~lipsim_tm.functional.preprocessing.Preprocessing`.
         compile: ``torch.compile`` the network's forward (see :class:`~lipsim_tm.metrics.base.LipSimMetricBase`).
+        validate_args: check the input values (one device-to-host transfer per update); ``False`` skips that
+            (see :class:`~lipsim_tm.metrics.base.LipSimMetricBase`).
         kwargs: passed to :class:`torchmetrics.Metric`.
     """
 
@@ -73,6 +75,7 @@ class LipSimDistance(LipSimMetricBase):
         interpolation: str = "bicubic",
         antialias: bool = True,
         compile: bool = False,
+        validate_args: bool = True,
         **kwargs: Any,
     ) -> None:
         self.distance = check_distance(distance)
@@ -87,6 +90,7 @@ class LipSimDistance(LipSimMetricBase):
             interpolation=interpolation,
             antialias=antialias,
             compile=compile,
+            validate_args=validate_args,
             **kwargs,
         )
         self.certificate = check_certificate(certificate, self.normalization)

@@ -28,7 +28,7 @@ from lipsim_tm.training import (
 )
 from lipsim_tm.training.checkpointing import capture_rng_state, restore_rng_state
 from lipsim_tm.training.distill import cosine_loss, rmse_loss
-from lipsim_tm.training.evaluation import evaluate_2afc, natural_2afc_evaluation, triplet_scores
+from lipsim_tm.training.evaluation import evaluate_2afc
 from lipsim_tm.training.logging import CSVLogger, ProgressBar
 from lipsim_tm.training.sampling import ResumableBatchSampler
 
@@ -106,22 +106,15 @@ def test_norm_floor_penalty_and_its_place_in_the_finetune_loss():
     assert float(floored - plain) == pytest.approx(expected)
 
 
-def test_triplet_scores():
-    d0, d1 = torch.tensor([0.1, 0.4, 0.2]), torch.tensor([0.3, 0.2, 0.2])
-    p = torch.tensor([0.25, 0.75, 1.0])
-    assert triplet_scores(d0, d1, p).tolist() == pytest.approx([0.75, 0.75, 0.5])
-
-
-def test_evaluation_functional_and_metric_agree_with_a_direct_computation(photos_dir):
+def test_evaluation_agrees_with_a_direct_computation(photos_dir):
     from lipsim_tm.data import Synthetic2AFCDataset
-    from lipsim_tm.training.evaluation import metric_2afc_evaluation
+    from lipsim_tm.metrics import Certified2AFCAccuracy
 
     torch.manual_seed(0)
     backbone = LipSimBackbone("tiny32")
     dataset = Synthetic2AFCDataset(photos_dir, image_size=32, length=12, seed=0)
     radii = (0.0, 0.01, 10.0)
-    natural = natural_2afc_evaluation(backbone, dataset, batch_size=5)
-    metric = metric_2afc_evaluation(backbone, dataset, radii=radii, batch_size=5)
+    metric = evaluate_2afc(backbone, dataset, radii=radii, batch_size=5)
     agree, certified = [], {eps: [] for eps in radii}
     for i in range(12):
         ref, img0, img1, p = dataset[i]
@@ -136,14 +129,21 @@ def test_evaluation_functional_and_metric_agree_with_a_direct_computation(photos
         radius = abs(float((phi[0] - (phi[1] + phi[2]) / 2) @ normal))
         for eps in radii:
             certified[eps].append(float((d1 < d0) == (p > 0.5)) * (radius > eps))
-    assert natural["2afc"] == pytest.approx(np.mean(agree), abs=1e-6)
     assert metric["2afc"] == pytest.approx(np.mean(agree), abs=1e-6)
     for eps in radii:
         assert metric[f"certified_2afc@{eps:.4g}"] == pytest.approx(np.mean(certified[eps]), abs=1e-6)
     assert metric["certified_2afc@10"] == 0.0  # beyond any possible radius
     assert backbone.training  # evaluation restores the mode
-    with pytest.raises(ValueError, match="1-Lipschitz normalization"):
-        evaluate_2afc(backbone, dataset, normalization="plain", radii=(0.1,))
+    # v/||v|| (the released checkpoints' map) is evaluated, certificates included, by the metric's norm-aware rule
+    plain = evaluate_2afc(backbone, dataset, normalization="plain", radii=(0.0, 0.01), batch_size=5)
+    reference = Certified2AFCAccuracy(backbone, epsilons=(0.0, 0.01), normalization="plain")
+    backbone.eval()
+    for i in range(12):
+        reference.update(*(t[None] for t in dataset[i]))
+    backbone.train()
+    assert plain == pytest.approx({key: float(value) for key, value in reference.compute().items()}, abs=1e-12)
+    with pytest.raises(ValueError, match="the evaluation dataset is empty"):
+        evaluate_2afc(backbone, dataset, max_triplets=0)
 
 
 def test_checkpoint_manager_keeps_last_k_atomically(tmp_path):

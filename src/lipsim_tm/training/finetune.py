@@ -137,7 +137,7 @@ def run_finetune(
                 val_dataset,
                 normalization=config.normalization,
                 distance=config.distance,
-                radii=config.eval_radii if config.normalization != "plain" else (),
+                radii=config.eval_radii,
                 batch_size=config.eval_batch_size,
                 max_triplets=config.eval_max_triplets,
             )

@@ -45,7 +45,7 @@ class LipSimMetricBase(Metric):
 
     ``validate_args=False`` (torchmetrics' convention) skips the checks that read the data (finite values
     within ``data_range``; 2AFC targets in ``[0, 1]``), which cost one device-to-host transfer per update:
-    ``update`` then never synchronises a CUDA device, and bad values give wrong numbers instead of an error.
+    ``update`` then makes no host-device transfer, and bad values give wrong numbers instead of an error.
     Types, dtypes, shapes and devices are always checked.
 
     ``compile=True`` runs the network through ``torch.compile`` (inductor; the network only, never the

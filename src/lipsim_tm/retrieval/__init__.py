@@ -12,6 +12,7 @@
     found.indices, found.distances                  # (B, 5) nearest first
     found.radius_top1, found.radius_topk            # (B,) l2 radii in pixel space: no perturbation of a
                                                     # query with a smaller norm changes its top-1 / top-5 set
+                                                    # (norm-aware rule; certificate="plain" for 1-Lipschitz)
 """
 
 from lipsim_tm.retrieval.certify import Neighbours, PreparedGallery, nearest_certified

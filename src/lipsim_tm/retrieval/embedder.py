@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
+from lipsim_tm.functional.norm_aware import norm_and_floor
 from lipsim_tm.functional.normalization import check_normalization, check_sound_normalization, normalize_embedding
 
 
@@ -42,28 +43,44 @@ class Embedder:
 
     def __call__(self, images: Tensor) -> Tensor:
         """Embeddings ``(N, D')`` of ``images``; differentiable (usable by attacks)."""
-        features = self.embed(images)
-        if not isinstance(features, Tensor) or features.ndim != 2 or features.shape[0] != images.shape[0]:
-            got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
-            raise ValueError(f"embed must return a tensor of shape ({images.shape[0]}, D), got {got}")
-        return features if self.normalization is None else normalize_embedding(features, self.normalization)
+        return self._normalize(self._features(images))
 
-    def embed_batches(self, images: Tensor | Iterable[Tensor], batch_size: int = 64) -> Tensor:
+    def embed_batches(
+        self, images: Tensor | Iterable[Tensor], batch_size: int = 64, *, with_norms: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Embeddings of many images without gradients: a ``(N, ...)`` tensor cut into batches of
         ``batch_size``, or an iterable of image batches (e.g. a DataLoader yielding tensors).
+
+        ``with_norms``: also return the float64 ``(N,)`` effective pre-normalisation norms that norm-aware
+        radii use (:func:`~lipsim_tm.functional.norm_aware.norm_and_floor`); needs a normalisation.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if with_norms and self.normalization is None:
+            raise ValueError("with_norms needs the embedder's normalization ('augment' or 'ball'), got None")
         batches = images.split(batch_size) if isinstance(images, Tensor) else images
-        outputs = []
+        outputs, norms = [], []
         with torch.no_grad():
             for i, batch in enumerate(batches):
                 if not isinstance(batch, Tensor):
                     raise TypeError(f"image batch {i} must be a torch.Tensor, got {type(batch).__name__}")
-                outputs.append(self(batch).detach())
+                features = self._features(batch).detach()
+                outputs.append(self._normalize(features))
+                if with_norms:
+                    norms.append(norm_and_floor(features, self.normalization)[0])
         if not outputs:
             raise ValueError("images must hold at least one image")
-        return torch.cat(outputs)
+        return (torch.cat(outputs), torch.cat(norms)) if with_norms else torch.cat(outputs)
+
+    def _features(self, images: Tensor) -> Tensor:
+        features = self.embed(images)
+        if not isinstance(features, Tensor) or features.ndim != 2 or features.shape[0] != images.shape[0]:
+            got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
+            raise ValueError(f"embed must return a tensor of shape ({images.shape[0]}, D), got {got}")
+        return features
+
+    def _normalize(self, features: Tensor) -> Tensor:
+        return features if self.normalization is None else normalize_embedding(features, self.normalization)
 
 
 def check_lipschitz_bound(value: object) -> float:

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.checkpoints.io import atomic_torch_save
+from lipsim_tm.functional.certificates import RELATIVE_SLACK
+from lipsim_tm.functional.norm_aware import CERTIFICATES, NORM_FLOORS, invert_shift
 from lipsim_tm.functional.normalization import SOUND_NORMALIZATIONS
 from lipsim_tm.retrieval.certify import PreparedGallery
 from lipsim_tm.retrieval.embedder import Embedder, check_lipschitz_bound
@@ -29,9 +31,13 @@ class RetrievalResult:
         distances: ``(B, k)`` float64 ``||phi(q) - g||^2 / 2`` (``1 - cos`` on the unit sphere).
         embedding_radius_top1: ``(B,)`` radius in embedding space within which the top-1 cannot change.
         embedding_radius_topk: ``(B,)`` the same for the top-k set.
-        radius_top1: ``(B,)`` l2 radius in image (pixel) space: ``embedding_radius_top1 / lipschitz_bound``;
-            ``None`` when the gallery has no Lipschitz bound.
+        radius_top1: ``(B,)`` l2 radius in image (pixel) space: ``embedding_radius_top1 / lipschitz_bound``
+            (plain rule), or with query norms the larger of that and the norm-aware radius
+            ``invert_shift(embedding_radius_top1, n, m) / lipschitz_bound`` (see
+            :mod:`~lipsim_tm.functional.norm_aware`: the normalised query moves by at most
+            ``B(L eps, n, m) <= L eps``); ``None`` when the gallery has no Lipschitz bound.
         radius_topk: ``(B,)`` the same for the top-k set, or ``None``.
+        certificate: ``"norm_aware"`` when query norms were used, else ``"plain"``.
     """
 
     indices: Tensor
@@ -40,6 +46,7 @@ class RetrievalResult:
     embedding_radius_topk: Tensor
     radius_top1: Tensor | None
     radius_topk: Tensor | None
+    certificate: str = "plain"
 
 
 class EmbeddingGallery:
@@ -85,28 +92,65 @@ class EmbeddingGallery:
             normalization=embedder.normalization,
         )
 
-    def search(self, queries: Tensor, k: int = 1) -> RetrievalResult:
+    def search(self, queries: Tensor, k: int = 1, *, query_norms: Tensor | None = None) -> RetrievalResult:
         """Top-``k`` items for query embeddings ``(B, D)`` (made by the gallery's map) with certified radii.
 
-        The first search (or one from another device) prepares a float64 copy of the gallery, reused after.
+        ``query_norms``: float64 ``(B,)`` effective pre-normalisation norms of the queries (from
+        ``Embedder.embed_batches(..., with_norms=True)``) for norm-aware image-space radii; needs the
+        gallery's ``normalization`` (``"augment"`` or ``"ball"``). The first search (or one from another
+        device) prepares a float64 copy of the gallery, reused after.
         """
         device = queries.device if isinstance(queries, Tensor) else self.embeddings.device
         if self._prepared is None or self._prepared.vectors.device != device:
             self._prepared = PreparedGallery(self.embeddings, device)
         found = self._prepared.search(queries, k)
-        bound = self.lipschitz_bound
+        if query_norms is not None:
+            self._check_query_norms(query_norms, found.indices.shape[0])
         return RetrievalResult(
             indices=found.indices,
             distances=found.distances,
             embedding_radius_top1=found.radius_top1,
             embedding_radius_topk=found.radius_topk,
-            # Dividing by a bound >= the true constant, then shrinking by one part in 1e12, stays conservative.
-            radius_top1=None if bound is None else found.radius_top1 / bound * (1 - 1e-12),
-            radius_topk=None if bound is None else found.radius_topk / bound * (1 - 1e-12),
+            radius_top1=self._image_radius(found.radius_top1, query_norms),
+            radius_topk=self._image_radius(found.radius_topk, query_norms),
+            certificate="plain" if query_norms is None else "norm_aware",
         )
 
-    def search_images(self, embedder: Embedder, images: Tensor, k: int = 1, batch_size: int = 64) -> RetrievalResult:
-        """Embed query ``images`` with ``embedder`` (its Lipschitz bound must match the gallery's) and search."""
+    def _image_radius(self, embedding_radius: Tensor, query_norms: Tensor | None) -> Tensor | None:
+        bound = self.lipschitz_bound
+        if bound is None:
+            return None
+        # Dividing by a bound >= the true constant, then shrinking by one part in 1e12, stays conservative.
+        plain = embedding_radius / bound * (1 - 1e-12)
+        if query_norms is None:
+            return plain
+        finite = torch.isfinite(embedding_radius)  # a one-item gallery: infinite, kept as is
+        target = torch.where(finite, embedding_radius, 0.0)
+        aware = invert_shift(target, query_norms.to(target), NORM_FLOORS[self.normalization])
+        return torch.where(finite, torch.maximum(plain, aware * ((1 - RELATIVE_SLACK) / bound)), plain)
+
+    def _check_query_norms(self, query_norms: object, count: int) -> None:
+        if self.normalization not in SOUND_NORMALIZATIONS:
+            raise ValueError(
+                f"query_norms need the gallery's normalization ('augment' or 'ball'), got {self.normalization!r}"
+            )
+        if not isinstance(query_norms, Tensor):
+            raise TypeError(f"query_norms must be a torch.Tensor, got {type(query_norms).__name__}")
+        if query_norms.shape != (count,):
+            raise ValueError(f"query_norms must have shape ({count},), got {tuple(query_norms.shape)}")
+        if not bool(torch.isfinite(query_norms).all()) or bool((query_norms < 1).any()):
+            raise ValueError("query_norms must be finite effective norms >= 1 (from embed_batches(with_norms=True))")
+
+    def search_images(
+        self, embedder: Embedder, images: Tensor, k: int = 1, batch_size: int = 64, *, certificate: str = "norm_aware"
+    ) -> RetrievalResult:
+        """Embed query ``images`` with ``embedder`` (its Lipschitz bound must match the gallery's) and search.
+
+        ``certificate="norm_aware"`` (default) uses the queries' norms where the normalisation allows (the
+        larger of the plain and the norm-aware radius); ``"plain"`` the 1-Lipschitz radius only.
+        """
+        if not isinstance(certificate, str) or certificate not in CERTIFICATES:
+            raise ValueError(f"certificate must be one of {CERTIFICATES}, got {certificate!r}")
         if not isinstance(embedder, Embedder):
             raise TypeError(f"embedder must be a lipsim_tm.retrieval.Embedder, got {type(embedder).__name__}")
         if embedder.lipschitz_bound != self.lipschitz_bound or embedder.normalization != self.normalization:
@@ -115,7 +159,10 @@ class EmbeddingGallery:
                 f" does not match the gallery (lipschitz_bound={self.lipschitz_bound},"
                 f" normalization={self.normalization!r})"
             )
-        return self.search(embedder.embed_batches(images, batch_size), k)
+        if certificate == "plain" or embedder.normalization is None:
+            return self.search(embedder.embed_batches(images, batch_size), k)
+        embeddings, norms = embedder.embed_batches(images, batch_size, with_norms=True)
+        return self.search(embeddings, k, query_norms=norms)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the gallery to ``path`` atomically (a temporary file in the same folder, then renamed)."""

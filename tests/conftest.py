@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from hypothesis import HealthCheck, settings
 
 # Make tests/oracle.py and other helpers importable as plain modules.
 sys.path.insert(0, str(Path(__file__).parent))
+
+from torch_threads import one_thread
 
 settings.register_profile(
     "default",
@@ -26,6 +29,15 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def single_thread() -> Iterator[None]:
+    """The test runs with one torch thread (see ``tests/torch_threads.py``); modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    with one_thread():
+        yield
+
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

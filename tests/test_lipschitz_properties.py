@@ -29,6 +29,7 @@ from lipsim_tm.nn import (
     Truncate,
     UnitBallProjection,
 )
+from torch_threads import one_thread
 
 from lipschitz_tools import (
     ascent_max_ratio,
@@ -63,10 +64,8 @@ def _examples(n: int) -> int:
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread() -> Iterator[None]:
     """These many tiny float64 ops run ~10x faster on one thread than on two busy shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_thread():
+        yield
 
 
 def _scale_q(module: nn.Module, multiplier: float) -> None:

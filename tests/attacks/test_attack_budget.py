@@ -10,14 +10,7 @@ from hypothesis import strategies as st
 from lipsim_tm.attacks import apgd, make_feasible, pgd
 from lipsim_tm.attacks.objectives import DistanceChange, TwoAFCFlip
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two cores shared by several workers: one thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _within(x: torch.Tensor, adv: torch.Tensor, eps: torch.Tensor, norm: str, lo: float, hi: float) -> None:

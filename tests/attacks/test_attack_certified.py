@@ -10,14 +10,7 @@ from lipsim_tm.attacks import attack_2afc, attack_distance
 from lipsim_tm.functional.distance import distance_from_embeddings
 from lipsim_tm.functional.normalization import normalize_embedding
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two cores shared by several workers: one thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

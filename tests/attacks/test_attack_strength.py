@@ -9,14 +9,7 @@ from torch import nn
 from lipsim_tm.attacks import attack_2afc, attack_distance
 from lipsim_tm.attacks.apgd import checkpoints
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two cores shared by several workers: one thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _linear(weights: torch.Tensor):

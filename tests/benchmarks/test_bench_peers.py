@@ -14,15 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import bench_peers
 
 
-@pytest.fixture
-def one_thread() -> object:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def test_quick_suite_writes_every_section(tmp_path: Path, one_thread: object) -> None:
+def test_quick_suite_writes_every_section(tmp_path: Path, single_thread: None) -> None:
     result = bench_peers.main(["--quick", "--out-dir", str(tmp_path)])
     saved = json.loads((tmp_path / "peers-quick.json").read_text())
     assert set(bench_peers.SECTIONS) <= set(saved)

@@ -13,14 +13,7 @@ from lipsim_tm import LipSimBackbone
 from lipsim_tm.attacks import TopOneChange, apgd
 from lipsim_tm.retrieval import Embedder, EmbeddingGallery, nearest_certified
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two cores shared by several workers: one thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _unit(rows: int, dims: int, seed: int, dtype=torch.float64) -> torch.Tensor:

@@ -13,12 +13,7 @@ from lipsim_tm.retrieval import Embedder, EmbeddingGallery
 SCALE = 40.0  # long embeddings: the regime where the normalisation shrinks moves the most
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _scaled_embedder(normalization: str = "augment") -> Embedder:

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from robustness_helpers import one_thread
 
 from lipsim_tm import LipSimBackbone
 from lipsim_tm.data import Synthetic2AFCDataset
 from lipsim_tm.training import FinetuneConfig, run_finetune
 from lipsim_tm.training.trainer import seed_everything
+from torch_threads import one_thread
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
+def _one_thread(single_thread: None) -> None:
+    """Every robustness test runs with one torch thread."""
 
 
 def _photo(seed: int, height: int = 48, width: int = 56) -> np.ndarray:

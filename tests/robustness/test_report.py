@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import torch
-from robustness_helpers import one_thread
 
 from lipsim_tm.functional import two_afc
 from lipsim_tm.metrics import Certified2AFCAccuracy
 from lipsim_tm.robustness import MATPLOTLIB_MISSING, plot_report, robustness_report
+from torch_threads import one_thread
 
 EPSILONS = (0.0, 0.2, 0.5, 1.5)
 

@@ -6,16 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 from training_fixtures import REPO, write_photos
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(single_thread: None) -> None:
+    """Every trainer test runs with one torch thread."""
 
 
 @pytest.fixture(scope="session")

@@ -160,6 +160,18 @@ class OfficialDataParallel(nn.Module):
         return self.module(x)
 
 
+#: A small official network (2 conv layers of 8 channels, 32 px, 2 dense layers of 16, 20 outputs) for fast tests.
+TINY_OFFICIAL_SIZES: dict[str, int] = {
+    "depth": 2,
+    "num_channels": 8,
+    "conv_size": 3,
+    "input_size": 32,
+    "depth_linear": 2,
+    "n_features": 16,
+    "out_features": 20,
+}
+
+
 def build_official_model(seed: int = 0, **sizes: int) -> OfficialDataParallel:
     """The wrapped official network with official initialisation from ``seed``; ``sizes`` are the
     keyword arguments of :class:`OfficialL2LipschitzNetwork` (defaults: ``small``)."""

@@ -25,17 +25,9 @@ from lipsim_tm.checkpoints import (
 from lipsim_tm.checkpoints import io as checkpoint_io
 from lipsim_tm.checkpoints.official import official_to_backbone_state
 
-from oracle import build_official_model, lipsim_config_fields, save_official_checkpoint
+from oracle import TINY_OFFICIAL_SIZES, build_official_model, lipsim_config_fields, save_official_checkpoint
 
-SIZES = {
-    "depth": 2,
-    "num_channels": 8,
-    "conv_size": 3,
-    "input_size": 32,
-    "depth_linear": 2,
-    "n_features": 16,
-    "out_features": 20,
-}
+SIZES = TINY_OFFICIAL_SIZES
 CONFIG = LipSimConfig(**lipsim_config_fields(**SIZES))
 
 

@@ -16,6 +16,7 @@ from lipsim_tm.checkpoints import load_backbone
 
 from oracle import (
     SMALL_SIZES,
+    TINY_OFFICIAL_SIZES,
     OfficialConvLayer,
     OfficialLinearLayer,
     build_official_model,
@@ -25,15 +26,7 @@ from oracle import (
 
 # Oracle sizes (keyword arguments of OfficialL2LipschitzNetwork); input_size // 16 is the last map's side.
 VARIANTS = {
-    "d2c8i3s32": {
-        "depth": 2,
-        "num_channels": 8,
-        "conv_size": 3,
-        "input_size": 32,
-        "depth_linear": 2,
-        "n_features": 16,
-        "out_features": 20,
-    },
+    "d2c8i3s32": TINY_OFFICIAL_SIZES,
     "d3c6i7s16-wide-inner": {
         "depth": 3,
         "num_channels": 6,

@@ -20,17 +20,9 @@ from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
 from lipsim_tm.registry import WeightsEntry, WeightsNotFoundError, describe_weights, register_weights
 from lipsim_tm.weights import cached_backbone, resolve_backbone
 
-from oracle import build_official_model, lipsim_config_fields, save_official_checkpoint
+from oracle import TINY_OFFICIAL_SIZES, build_official_model, lipsim_config_fields, save_official_checkpoint
 
-SIZES = {
-    "depth": 2,
-    "num_channels": 8,
-    "conv_size": 3,
-    "input_size": 32,
-    "depth_linear": 2,
-    "n_features": 16,
-    "out_features": 20,
-}
+SIZES = TINY_OFFICIAL_SIZES
 CONFIG = LipSimConfig(**lipsim_config_fields(**SIZES))
 PAPER = {
     "lipsim-pretrained": "1Y39Wnpxq3ZS8JMRe6j-Yx7x3E_nardbv",

@@ -1,4 +1,4 @@
-"""Cost of the certificate arithmetic alone: :func:`~lipsim_tm.functional.norm_aware.certify_triplets`.
+"""Cost of the certificate arithmetic alone: :func:`~lipsim_tm.functional.certificates.certify_triplets`.
 
     python benchmarks/bench_certificates.py --threads 2
 
@@ -16,7 +16,7 @@ from functools import partial
 
 import torch
 
-from lipsim_tm.functional.norm_aware import certify_triplets
+from lipsim_tm.functional.certificates import certify_triplets
 from lipsim_tm.functional.normalization import normalize_embedding
 
 from common import apply_timing_options, machine_description, median_seconds, timing_parser, write_json

@@ -32,7 +32,7 @@ models alternate call by call, so slow drifts of a shared machine hit all of the
 
 ``--device cuda`` runs every section on the GPU (timings synchronise; peak memory is CUDA allocated memory).
 
-The default model: ``--default-weights`` (a path or registered name, see ``lipsim_tm.weights``); without it,
+The default model: ``--default-weights`` (a path or registered name, see ``lipsim_tm.models.weights``); without it,
 or when it cannot be loaded, its architecture (``DEFAULT_ARCHITECTURE``) with random weights, recorded in
 the JSON. ``--quick`` replaces every network by a tiny one of the same code (32 px) and runs 1 repeat.
 Writes ``benchmarks/results/peers[-quick].json`` (or ``--out-dir``) and prints markdown tables.
@@ -57,7 +57,7 @@ from torch import Tensor, nn
 from lipsim_tm import LipSimBackbone, LipSimConfig
 from lipsim_tm.functional.certificates import decision
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
-from lipsim_tm.weights import resolve_backbone
+from lipsim_tm.models.weights import resolve_backbone
 from peers import PEERS, build_peer
 
 from common import BENCHMARKS_DIR, machine_description, write_json

@@ -23,8 +23,8 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from lipsim_tm.backbone import LipSimConfig, resolve_config
 from lipsim_tm.data import Synthetic2AFCDataset
+from lipsim_tm.models.backbone import LipSimConfig, resolve_config
 from lipsim_tm.training import DistillConfig, FinetuneConfig, run_distill, run_finetune
 
 from common import machine_description, write_json

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lipsim_tm import NAMED_CONFIGS, LipSimBackbone, LipSimConfig
-from lipsim_tm.backbone import count_parameters, resolve_config
+from lipsim_tm.models.backbone import count_parameters, resolve_config
 from lipsim_tm.nn import SLLConv2d, SLLLinear
 
 

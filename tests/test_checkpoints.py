@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipsim_tm.backbone import LipSimBackbone, LipSimConfig
-from lipsim_tm.checkpoints import (
+from lipsim_tm.models.backbone import LipSimBackbone, LipSimConfig
+from lipsim_tm.models.checkpoints import (
     EXPORT_FORMAT,
     file_sha256,
     infer_official_config,
@@ -22,8 +22,8 @@ from lipsim_tm.checkpoints import (
     save_export,
     state_dict_sha256,
 )
-from lipsim_tm.checkpoints import io as checkpoint_io
-from lipsim_tm.checkpoints.official import official_to_backbone_state
+from lipsim_tm.models.checkpoints import io as checkpoint_io
+from lipsim_tm.models.checkpoints.official import official_to_backbone_state
 
 from oracle import TINY_OFFICIAL_SIZES, build_official_model, lipsim_config_fields, save_official_checkpoint
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import torch
 
 from lipsim_tm import LipSimDistance
-from lipsim_tm.checkpoints import file_sha256
 from lipsim_tm.data.distortions import apply_distortion
 from lipsim_tm.data.images import load_pil, pil_to_tensor
-from lipsim_tm.pretrained import DEFAULT_FILENAME, DEFAULT_SHA256
-from lipsim_tm.registry import PRETRAINED_DIR
-from lipsim_tm.weights import resolve_backbone
+from lipsim_tm.models.checkpoints import file_sha256
+from lipsim_tm.models.pretrained import DEFAULT_FILENAME, DEFAULT_SHA256
+from lipsim_tm.models.registry import PRETRAINED_DIR
+from lipsim_tm.models.weights import resolve_backbone
 
-PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "lipsim_tm" / "pretrained"
+PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "lipsim_tm" / "models" / "pretrained"
 PHOTOS = Path(__file__).resolve().parents[1] / "src" / "lipsim_tm" / "assets" / "photos"
 
 

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lipsim_tm.backbone import NAMED_CONFIGS, LipSimBackbone, LipSimConfig, count_parameters
-from lipsim_tm.checkpoints import load_backbone
+from lipsim_tm.models.backbone import NAMED_CONFIGS, LipSimBackbone, LipSimConfig, count_parameters
+from lipsim_tm.models.checkpoints import load_backbone
 
 from oracle import (
     SMALL_SIZES,

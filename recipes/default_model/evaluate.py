@@ -33,7 +33,7 @@ from torchmetrics.wrappers import FeatureShare
 from lipsim_tm.data.images import find_images
 from lipsim_tm.data.synthetic_2afc import Synthetic2AFCDataset
 from lipsim_tm.metrics import Certified2AFCAccuracy
-from lipsim_tm.weights import resolve_backbone
+from lipsim_tm.models.weights import resolve_backbone
 
 TRIPLETS = 400
 SEED = 2026

@@ -6,13 +6,13 @@ import torch
 from torch import Tensor
 from torch.nn.modules.loss import _Loss
 
-from lipsim_tm.backbone import LipSimBackbone
-from lipsim_tm.frozen import FrozenBackbone
 from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings, reduce
 from lipsim_tm.functional.embedding import check_same_shape, embed, preprocessing_for
 from lipsim_tm.functional.normalization import check_normalization
 from lipsim_tm.functional.preprocessing import DataRange
-from lipsim_tm.weights import Weights, resolve_backbone
+from lipsim_tm.models.backbone import LipSimBackbone
+from lipsim_tm.models.frozen import FrozenBackbone
+from lipsim_tm.models.weights import Weights, resolve_backbone
 
 
 class LipSimLoss(_Loss):
@@ -23,8 +23,8 @@ class LipSimLoss(_Loss):
     ``ValueError``/``TypeError`` (never ``assert``). Any ``H, W`` (resized to the network's input size).
 
     Args:
-        weights: see :mod:`lipsim_tm.weights`. An instance is shared and never modified (see
-            :class:`~lipsim_tm.frozen.FrozenBackbone`); built networks are frozen.
+        weights: see :mod:`lipsim_tm.models.weights`. An instance is shared and never modified (see
+            :class:`~lipsim_tm.models.frozen.FrozenBackbone`); built networks are frozen.
         distance: ``"cosine"`` (``1 - cos`` on the sphere) or ``"l2"``.
         normalization: ``"augment"`` (default), ``"ball"`` or ``"plain"``.
         data_range, grayscale, interpolation, antialias: see

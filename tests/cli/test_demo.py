@@ -6,6 +6,7 @@ import contextlib
 import io
 import itertools
 import json
+import sys
 
 import pytest
 import torch
@@ -20,9 +21,10 @@ from lipsim_tm.data.transforms import item_generator
 from lipsim_tm.functional import certified_distance_interval
 from lipsim_tm.metrics import Certified2AFCAccuracy
 from lipsim_tm.metrics.certified_2afc import PAPER_EPSILONS
-from lipsim_tm.report_plot import PALETTE
 
 TRIPLETS = 12
+#: matplotlib's first two default colours (C0, C1): the two certificate rules' curves.
+PALETTE = ((31, 119, 180), (255, 127, 14))
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +151,13 @@ def test_output_that_is_a_file_exits_2(tmp_path, capsys):
     code, _, err = run_cli(["demo", "--weights", WEIGHTS, "--out", str(target)], capsys)
     assert code == 2
     assert f"--out must be a folder, got the file {target}" in err
+
+
+def test_demo_without_matplotlib_writes_the_report_and_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code, out, err = run_cli(["demo", "--weights", WEIGHTS, "--out", str(tmp_path), "--triplets", "4"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "report.json").read_text())["two_afc"]["triplets"] == 4
+    assert not (tmp_path / "certified_accuracy.png").exists()
+    assert "pip install lipsim-tm[plot]" in err
+    assert f"wrote {tmp_path / 'report.json'} in" in out

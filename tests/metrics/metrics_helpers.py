@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lipsim_tm.backbone import LipSimBackbone
-from lipsim_tm.weights import RANDOM_SEED
+from lipsim_tm.models.backbone import LipSimBackbone
+from lipsim_tm.models.weights import RANDOM_SEED
 
 
 def images(seed: int, n: int = 4, size: tuple[int, int] = (32, 32), channels: int = 3) -> Tensor:

@@ -195,7 +195,7 @@ def test_bad_target_raises_and_leaves_state_untouched(target: object, error: typ
 
 
 def test_bad_images_and_arguments(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setattr("lipsim_tm.registry.PRETRAINED_DIR", tmp_path)  # no shipped default: "default" raises
+    monkeypatch.setattr("lipsim_tm.models.registry.PRETRAINED_DIR", tmp_path)  # no shipped default: "default" raises
     ref, img0, img1, target = _batches()[0]
     metric = Certified2AFCAccuracy(W)
     with pytest.raises(ValueError, match="ref and img0 and img1 must have the same shape"):

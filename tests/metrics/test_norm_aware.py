@@ -14,14 +14,15 @@ from torch import Tensor
 
 from lipsim_tm.attacks import attack_2afc
 from lipsim_tm.functional import certified_distance_interval, lipsim_distance, normalize_embedding, two_afc
-from lipsim_tm.functional.certificates import all_images_radius, reference_radius
-from lipsim_tm.functional.norm_aware import (
+from lipsim_tm.functional.certificates import (
+    all_images_radius,
     all_images_radius_norm_aware,
     certify_triplets,
     distance_shift,
     invert_shift,
     norm_and_floor,
     normalization_shift,
+    reference_radius,
 )
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
 

@@ -7,10 +7,10 @@ import os
 import pytest
 import torch
 
-from lipsim_tm.backbone import LipSimBackbone
-from lipsim_tm.checkpoints import save_export
 from lipsim_tm.functional import lipsim_distance, lipsim_embedding
-from lipsim_tm.weights import cached_backbone, clear_backbone_cache, resolve_backbone
+from lipsim_tm.models.backbone import LipSimBackbone
+from lipsim_tm.models.checkpoints import save_export
+from lipsim_tm.models.weights import cached_backbone, clear_backbone_cache, resolve_backbone
 
 
 def _same_weights(a: LipSimBackbone, b: LipSimBackbone) -> bool:
@@ -18,7 +18,9 @@ def _same_weights(a: LipSimBackbone, b: LipSimBackbone) -> bool:
 
 
 def test_default_weights_raise_with_what_to_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike) -> None:
-    monkeypatch.setattr("lipsim_tm.registry.PRETRAINED_DIR", tmp_path)  # an installation without the shipped file
+    monkeypatch.setattr(
+        "lipsim_tm.models.registry.PRETRAINED_DIR", tmp_path
+    )  # an installation without the shipped file
     with pytest.raises(ValueError, match=r"weights='default'.*not available.*checkpoint.*LipSimBackbone.*random:"):
         resolve_backbone("default")
     with pytest.raises(ValueError, match="weights='default'"):

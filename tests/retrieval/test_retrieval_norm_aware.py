@@ -7,7 +7,7 @@ import torch
 
 from lipsim_tm import LipSimBackbone
 from lipsim_tm.attacks import TopOneChange, apgd
-from lipsim_tm.functional.norm_aware import normalization_shift
+from lipsim_tm.functional.certificates import normalization_shift
 from lipsim_tm.retrieval import Embedder, EmbeddingGallery
 
 SCALE = 40.0  # long embeddings: the regime where the normalisation shrinks moves the most

@@ -132,7 +132,7 @@ def test_plot_without_matplotlib_says_how_to_get_it(report, tmp_path, monkeypatc
     ],
 )
 def test_bad_arguments(triplets, kwargs, error, match, monkeypatch, tmp_path):
-    monkeypatch.setattr("lipsim_tm.registry.PRETRAINED_DIR", tmp_path)  # no shipped default: "default" raises
+    monkeypatch.setattr("lipsim_tm.models.registry.PRETRAINED_DIR", tmp_path)  # no shipped default: "default" raises
     arguments = {"weights": "random:tiny32", **kwargs}
     with pytest.raises(error, match=match):
         robustness_report(triplets, **arguments)

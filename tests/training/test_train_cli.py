@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from dataset_writers import write_bapps, write_nights
-from lipsim_tm.checkpoints import load_backbone, load_export
 from lipsim_tm.cli import build_parser, main
+from lipsim_tm.models.checkpoints import load_backbone, load_export
 
 TINY = ["--model", "tiny32", "--no-progress", "--device", "cpu", "--threads", "1"]
 

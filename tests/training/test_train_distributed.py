@@ -9,7 +9,7 @@ import pytest
 import torch
 from training_fixtures import PYTHON
 
-from lipsim_tm.checkpoints import load_export
+from lipsim_tm.models.checkpoints import load_export
 
 ENTRY = Path(__file__).parent / "ddp_entry.py"
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from training_fixtures import PYTHON, REPO
 
-from lipsim_tm.checkpoints import load_export
+from lipsim_tm.models.checkpoints import load_export
 from lipsim_tm.training import load_training_checkpoint
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from weights_server import LocalServer
 
-from lipsim_tm import weights
+from lipsim_tm.models import weights
 
 
 @pytest.fixture

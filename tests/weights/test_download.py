@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from weights_server import DRIVE_UUID, LocalServer
 
-from lipsim_tm import download
-from lipsim_tm.download import DownloadError, cache_dir, download_file, drive_confirm_url
+from lipsim_tm.models import download
+from lipsim_tm.models.download import DownloadError, cache_dir, download_file, drive_confirm_url
 
 DATA = os.urandom(50_000)
 SHA = hashlib.sha256(DATA).hexdigest()

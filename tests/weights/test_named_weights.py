@@ -11,14 +11,14 @@ import pytest
 import torch
 from weights_server import LocalServer
 
-from lipsim_tm import registry
-from lipsim_tm.backbone import LipSimBackbone, LipSimConfig
-from lipsim_tm.checkpoints import file_sha256, load_backbone, save_export
-from lipsim_tm.download import DownloadError
 from lipsim_tm.functional import lipsim_distance
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
-from lipsim_tm.registry import WeightsEntry, WeightsNotFoundError, describe_weights, register_weights
-from lipsim_tm.weights import cached_backbone, resolve_backbone
+from lipsim_tm.models import registry
+from lipsim_tm.models.backbone import LipSimBackbone, LipSimConfig
+from lipsim_tm.models.checkpoints import file_sha256, load_backbone, save_export
+from lipsim_tm.models.download import DownloadError
+from lipsim_tm.models.registry import WeightsEntry, WeightsNotFoundError, describe_weights, register_weights
+from lipsim_tm.models.weights import cached_backbone, resolve_backbone
 
 from oracle import TINY_OFFICIAL_SIZES, build_official_model, lipsim_config_fields, save_official_checkpoint
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lipsim_tm import pretrained, registry
+from lipsim_tm.models import pretrained, registry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def test_wheel_holds_the_default_model_and_the_assets(tmp_path: Path) -> None:
     shutil.copytree(REPO / "src", source / "src", ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    (source / "src/lipsim_tm/pretrained" / pretrained.DEFAULT_FILENAME).write_bytes(b"stand-in")
+    (source / "src/lipsim_tm/models/pretrained" / pretrained.DEFAULT_FILENAME).write_bytes(b"stand-in")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q", "-w", str(tmp_path), "."],
         cwd=source,
@@ -36,6 +36,6 @@ def test_wheel_holds_the_default_model_and_the_assets(tmp_path: Path) -> None:
     )
     [wheel] = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert f"lipsim_tm/pretrained/{pretrained.DEFAULT_FILENAME}" in names
+    assert f"lipsim_tm/models/pretrained/{pretrained.DEFAULT_FILENAME}" in names
     assets = sorted(p.relative_to(REPO / "src").as_posix() for p in (REPO / "src/lipsim_tm/assets").rglob("*"))
     assert {a for a in assets if (REPO / "src" / a).is_file()} <= names

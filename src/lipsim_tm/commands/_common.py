@@ -24,7 +24,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from lipsim_tm.backbone import LipSimBackbone
+from lipsim_tm.models.backbone import LipSimBackbone
 
 #: Pillow modes read as one grey channel (8-bit); ``I;16*`` modes are 16-bit grey (divided by 65535).
 GREY_MODES: tuple[str, ...] = ("1", "L", "LA", "La", "P;L")
@@ -80,7 +80,7 @@ def add_certificate_arguments(parser: argparse.ArgumentParser, *, with_distance:
 
 def load_network(args: argparse.Namespace) -> LipSimBackbone:
     """The frozen, eval-mode network named by ``args.weights`` on ``args.device`` (``args.threads`` applied)."""
-    from lipsim_tm.weights import resolve_backbone
+    from lipsim_tm.models.weights import resolve_backbone
 
     if args.threads is not None:
         if args.threads < 1:

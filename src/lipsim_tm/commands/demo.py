@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -22,7 +23,6 @@ from typing import Any
 
 import torch
 
-from lipsim_tm.backbone import LipSimBackbone
 from lipsim_tm.commands._common import (
     add_network_arguments,
     describe_eps,
@@ -32,6 +32,7 @@ from lipsim_tm.commands._common import (
     read_image,
     write_json,
 )
+from lipsim_tm.models.backbone import LipSimBackbone
 
 #: Certificate rules compared: the published 1-Lipschitz rule and the norm-aware one.
 RULES: dict[str, str] = {"plain": "plain (1-Lipschitz)", "norm_aware": "norm-aware"}
@@ -192,8 +193,6 @@ def run_demo(
 
     Returns the report (also written as JSON). ``backbone`` must be in eval mode.
     """
-    from lipsim_tm.report_plot import line_plot
-
     for name, value in (("triplets", triplets), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be an int >= 1, got {value!r}")
@@ -215,19 +214,30 @@ def run_demo(
     }
     out.mkdir(parents=True, exist_ok=True)
     write_json(report, out / "report.json")
-    eps = two_afc["epsilons"]
-    line_plot(
-        out / "certified_accuracy.png",
-        eps,
-        {
-            label: [two_afc["rules"][rule]["certified_reference"][f"{e:.6g}"] for e in eps]
-            for rule, label in RULES.items()
-        },
-        title=f"LipSim certified 2AFC accuracy ({triplets} synthetic triplets, reference perturbed)",
-        x_label="eps: l2 budget of the reference perturbation (pixels in [0, 1])",
-        y_label="certified accuracy",
-    )
+    _plot(two_afc, out / "certified_accuracy.png", triplets)
     return report
+
+
+def _plot(two_afc: dict[str, Any], path: Path, triplets: int) -> None:
+    """Draw certified accuracy against eps for both rules at ``path``; without matplotlib say what to install."""
+    from lipsim_tm.plotting import MATPLOTLIB_MISSING, Series, line_plot
+
+    eps = two_afc["epsilons"]
+    series = [
+        Series(label, [two_afc["rules"][rule]["certified_reference"][f"{e:.6g}"] for e in eps], dashed=True)
+        for rule, label in RULES.items()
+    ]
+    try:
+        line_plot(
+            path,
+            eps,
+            series,
+            title=f"LipSim certified 2AFC accuracy ({triplets} synthetic triplets, reference perturbed)",
+            x_label="eps: l2 budget of the reference perturbation (pixels in [0, 1])",
+            y_label="certified accuracy",
+        )
+    except ImportError:
+        print(MATPLOTLIB_MISSING, file=sys.stderr)
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -286,5 +296,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(report))
     out = Path(args.out)
-    print(f"wrote {out / 'report.json'} and {out / 'certified_accuracy.png'} in {report['seconds']:.1f} s")
+    written = [out / name for name in ("report.json", "certified_accuracy.png") if (out / name).is_file()]
+    print(f"wrote {' and '.join(map(str, written))} in {report['seconds']:.1f} s")
     return 0

@@ -62,8 +62,7 @@ def certified_bounds(
     :func:`~lipsim_tm.functional.certified_distance_interval` does, with ``L = max(a.lipschitz, b.lipschitz)``
     so that images of different sizes are covered (equal sizes: the same numbers).
     """
-    from lipsim_tm.functional.certificates import distance_interval
-    from lipsim_tm.functional.norm_aware import distance_shift
+    from lipsim_tm.functional.certificates import distance_interval, distance_shift
 
     s = max(a.lipschitz, b.lipschitz) * eps
     shift = distance_shift(
@@ -74,7 +73,7 @@ def certified_bounds(
 
 def run(args: argparse.Namespace) -> int:
     from lipsim_tm.functional import distance_from_embeddings
-    from lipsim_tm.functional.norm_aware import check_certificate
+    from lipsim_tm.functional.certificates import check_certificate
 
     check_certificate(args.certificate, args.normalization)
     image_a, image_b = read_image(args.image_a), read_image(args.image_b)

@@ -23,9 +23,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lipsim_tm.backbone import LipSimBackbone
-    from lipsim_tm.checkpoints import save_export
-    from lipsim_tm.checkpoints.export import config_from_dict
+    from lipsim_tm.models.backbone import LipSimBackbone
+    from lipsim_tm.models.checkpoints import save_export
+    from lipsim_tm.models.checkpoints.export import config_from_dict
     from lipsim_tm.training.checkpointing import CheckpointManager, load_training_checkpoint
 
     path = Path(args.checkpoint)

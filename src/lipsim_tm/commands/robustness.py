@@ -79,8 +79,8 @@ def _dataset(args: argparse.Namespace, image_size: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from lipsim_tm.models.weights import resolve_backbone
     from lipsim_tm.robustness import plot_report, robustness_report
-    from lipsim_tm.weights import resolve_backbone
 
     if args.threads is not None:
         if args.threads < 1:

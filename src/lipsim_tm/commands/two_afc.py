@@ -57,7 +57,7 @@ def decide(
     give exactly the numbers of :func:`~lipsim_tm.functional.two_afc`.
     """
     from lipsim_tm.functional import distance_from_embeddings
-    from lipsim_tm.functional.norm_aware import certify_triplets
+    from lipsim_tm.functional.certificates import certify_triplets
 
     phis = (ref.phi, x0.phi, x1.phi)
     features = (ref.features, x0.features, x1.features)
@@ -82,7 +82,7 @@ def decide(
 
 
 def run(args: argparse.Namespace) -> int:
-    from lipsim_tm.functional.norm_aware import check_certificate
+    from lipsim_tm.functional.certificates import check_certificate
 
     check_certificate(args.certificate, args.normalization)
     paths = {"ref": args.ref, "x0": args.x0, "x1": args.x1}

@@ -12,14 +12,14 @@ statement is in the caller's pixel units; normalisation ``"augment"`` or ``"ball
 
 Certificates use ``certificate="norm_aware"`` by default: the larger of the radius above and the
 norm-aware one, which uses the norm of the embedding before normalisation
-(:mod:`~lipsim_tm.functional.norm_aware`); ``certificate="plain"`` gives the 1-Lipschitz radius only.
+(:mod:`~lipsim_tm.functional.certificates`); ``certificate="plain"`` gives the 1-Lipschitz radius only.
 ``"plain"`` (``v / ||v||``, not 1-Lipschitz) is certified by the norm-aware rule only. Networks named by
-``weights`` are built once and cached per device (:mod:`lipsim_tm.weights`).
+``weights`` are built once and cached per device (:mod:`lipsim_tm.models.weights`).
 """
 
+from lipsim_tm.functional.certificates import CERTIFICATES
 from lipsim_tm.functional.distance import DISTANCES, REDUCTIONS, distance_from_embeddings, lipsim_distance
 from lipsim_tm.functional.embedding import lipsim_embedding
-from lipsim_tm.functional.norm_aware import CERTIFICATES
 from lipsim_tm.functional.normalization import NORMALIZATIONS, SOUND_NORMALIZATIONS, normalize_embedding
 from lipsim_tm.functional.preprocessing import INTERPOLATIONS, Preprocessing, resize_operator_norm
 from lipsim_tm.functional.two_afc import (

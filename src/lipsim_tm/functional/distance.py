@@ -8,7 +8,7 @@ from torch import Tensor
 from lipsim_tm.functional.embedding import embed, setup_call
 from lipsim_tm.functional.normalization import at_least_float32, check_normalization
 from lipsim_tm.functional.preprocessing import DataRange
-from lipsim_tm.weights import Weights
+from lipsim_tm.models.weights import Weights
 
 #: Accepted distance forms.
 DISTANCES: tuple[str, ...] = ("cosine", "l2")

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lipsim_tm.backbone import LipSimBackbone
 from lipsim_tm.functional.normalization import at_least_float32, check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange, Preprocessing, input_operator_norm
-from lipsim_tm.weights import Weights, cached_backbone
+from lipsim_tm.models.backbone import LipSimBackbone
+from lipsim_tm.models.weights import Weights, cached_backbone
 
 
 def preprocessing_for(
@@ -49,7 +49,7 @@ def embed(
 
 
 def functional_backbone(weights: Weights, device: torch.device) -> LipSimBackbone:
-    """The network a functional call uses on ``device`` (see :func:`~lipsim_tm.weights.cached_backbone`).
+    """The network a functional call uses on ``device`` (see :func:`~lipsim_tm.models.weights.cached_backbone`).
 
     Networks named by path or configuration are cached, frozen, with one copy per device (they follow
     the input). A caller's instance is used as is: it must already be on the input's device, and
@@ -81,7 +81,7 @@ def lipsim_embedding(
     Args:
         images: ``(N, C, H, W)`` floating-point images in ``data_range``, any ``H, W`` (resized to the
             backbone's input size with ``interpolation``); cast to the backbone's dtype.
-        weights: see :mod:`lipsim_tm.weights`.
+        weights: see :mod:`lipsim_tm.models.weights`.
         normalization: ``"augment"`` (default) / ``"ball"`` / ``"plain"``, see
             :func:`~lipsim_tm.functional.normalize_embedding`.
         data_range: ``r`` for images in ``[0, r]`` or a ``(low, high)`` pair.

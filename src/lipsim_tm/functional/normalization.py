@@ -47,7 +47,7 @@ def normalize_embedding(features: Tensor, normalization: str = "augment") -> Ten
             shape ``(N, D)``, norm ``<= 1``, 1-Lipschitz everywhere. ``"plain"``: ``v / ||v||``, shape
             ``(N, D)``, unit norm, NOT 1-Lipschitz (local constant ``1 / ||v||``); offered for
             compatibility with the official code; only the norm-aware certificates
-            (:mod:`~lipsim_tm.functional.norm_aware`) accept it.
+            (:mod:`~lipsim_tm.functional.certificates`) accept it.
 
     Returns:
         The embeddings, same dtype and device as ``features``; differentiable, finite gradients everywhere.

@@ -8,13 +8,19 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import check_certifiable, distance_interval
+from lipsim_tm.functional.certificates import (
+    PERTURBED,
+    certify_triplets,
+    check_certifiable,
+    check_certificate,
+    distance_interval,
+    distance_shift,
+)
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
 from lipsim_tm.functional.embedding import features_of, lipschitz_constant, setup_call
-from lipsim_tm.functional.norm_aware import certify_triplets, check_certificate, distance_shift
 from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
-from lipsim_tm.weights import Weights
+from lipsim_tm.models.weights import Weights
 
 
 class TwoAFCResult(NamedTuple):
@@ -64,7 +70,7 @@ def two_afc(
     ``|d_0 - d_1| / (L ||phi_0 - phi_1||)``) and ``R_all = |u_0 - u_1| / (4 L)`` with ``u_i`` the l2
     embedding distances, each shrunk by a floating-point slack; ties get 0. Both distance forms give
     the same decision and radii. ``certificate="norm_aware"`` (default) takes the larger of these and the
-    norm-aware radii of :mod:`~lipsim_tm.functional.norm_aware` (which use the pre-normalisation norms);
+    norm-aware radii of :mod:`~lipsim_tm.functional.certificates` (which use the pre-normalisation norms);
     ``"plain"`` uses the 1-Lipschitz radii only (the published rule). ``normalization="plain"``
     (``v / ||v||``) is certified by the norm-aware rule only. A bfloat16/float16 network raises
     ``ValueError`` (see :func:`~lipsim_tm.functional.certificates.check_certifiable`).
@@ -106,9 +112,6 @@ class DistanceInterval(NamedTuple):
     upper: Tensor
 
 
-PERTURBED: tuple[str, ...] = ("one", "both")
-
-
 def check_eps(eps: object) -> float:
     """Return ``eps`` as a float if it is a finite number ``>= 0``, else raise."""
     if isinstance(eps, bool) or not isinstance(eps, (int, float)):
@@ -147,7 +150,7 @@ def certified_distance_interval(
     :func:`~lipsim_tm.functional.certificates.distance_interval` (l2 form: ``u +- L eps``; cosine form on
     the sphere: within ``d +- L eps``, tighter near 0 and 2), clipped to ``[0, 2]`` and widened by a
     floating-point slack. ``certificate="norm_aware"`` (default) replaces each embedding's move ``L eps``
-    by the smaller norm-aware bound of :func:`~lipsim_tm.functional.norm_aware.distance_shift`; with
+    by the smaller norm-aware bound of :func:`~lipsim_tm.functional.certificates.distance_shift`; with
     ``normalization="plain"`` only that rule applies (``L eps >= ||f||`` gives the trivial interval).
     A bfloat16/float16 network raises ``ValueError`` (see
     :func:`~lipsim_tm.functional.certificates.check_certifiable`).

@@ -9,14 +9,14 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
-from lipsim_tm.backbone import LipSimBackbone
-from lipsim_tm.frozen import FrozenBackbone, unwrap_frozen
 from lipsim_tm.functional.certificates import check_certifiable
-from lipsim_tm.functional.compiling import compiled_forward
 from lipsim_tm.functional.embedding import check_same_shape, features_of, lipschitz_constant, preprocessing_for
 from lipsim_tm.functional.normalization import at_least_float32, check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
-from lipsim_tm.weights import Weights, resolve_backbone
+from lipsim_tm.models.backbone import LipSimBackbone
+from lipsim_tm.models.compiling import compiled_forward
+from lipsim_tm.models.frozen import FrozenBackbone, unwrap_frozen
+from lipsim_tm.models.weights import Weights, resolve_backbone
 
 
 def cat_state(state: list[Tensor] | Tensor, device: torch.device) -> Tensor:
@@ -27,10 +27,10 @@ def cat_state(state: list[Tensor] | Tensor, device: torch.device) -> Tensor:
 
 
 class LipSimMetricBase(Metric):
-    """Base of the LipSim metrics: holds the network in ``self.net`` (a :class:`~lipsim_tm.frozen.FrozenBackbone`).
+    """Base of the LipSim metrics: network in ``self.net``, a :class:`~lipsim_tm.models.frozen.FrozenBackbone`.
 
-    Weights policy (see :mod:`lipsim_tm.weights`): a path or ``"random:<config>"`` builds a network owned
-    by the metric and frozen in place. A :class:`~lipsim_tm.backbone.LipSimBackbone` instance is shared,
+    Weights policy (see :mod:`lipsim_tm.models.weights`): a path or ``"random:<config>"`` builds a network owned
+    by the metric and frozen in place. A :class:`~lipsim_tm.models.backbone.LipSimBackbone` instance is shared,
     not copied: the metric always evaluates its current weights, never changes its ``requires_grad`` or
     training mode, and no gradient from the metric reaches its parameters (e.g. a trainer can pass its
     model's backbone for end-of-epoch evaluation). ``metric.to(...)`` moves/converts that instance too.
@@ -49,7 +49,7 @@ class LipSimMetricBase(Metric):
     Types, dtypes, shapes and devices are always checked.
 
     ``compile=True`` runs the network through ``torch.compile`` (inductor; the network only, never the
-    Metric; see :func:`~lipsim_tm.functional.compiling.compiled_forward`). It raises ``RuntimeError`` at
+    Metric; see :func:`~lipsim_tm.models.compiling.compiled_forward`). It raises ``RuntimeError`` at
     construction when no C++ compiler is usable. A metric with a compiled forward cannot be pickled.
     """
 

@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lipsim_tm.functional.certificates import certify_triplets, check_certificate
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
-from lipsim_tm.functional.norm_aware import certify_triplets, check_certificate
 from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
-from lipsim_tm.weights import Weights
+from lipsim_tm.models.weights import Weights
 
 #: The paper's budgets in [0, 1] pixels; scaled by the data range's span when ``epsilons=None``.
 PAPER_EPSILONS: tuple[float, ...] = (36 / 255, 72 / 255, 108 / 255)
@@ -50,14 +50,14 @@ class Certified2AFCAccuracy(LipSimMetricBase):
     ``update`` and ``forward`` run the network without gradients.
 
     Args:
-        weights: see :mod:`lipsim_tm.weights`; a trainer may pass its model's backbone (shared, see
+        weights: see :mod:`lipsim_tm.models.weights`; a trainer may pass its model's backbone (shared, see
             :class:`~lipsim_tm.metrics.base.LipSimMetricBase`).
         epsilons: budgets (user pixel units). ``None``: 36/255, 72/255, 108/255 of the data range's span.
         distance: ``"cosine"`` or ``"l2"`` (same decisions and radii; affects ``d0``/``d1``).
         normalization: ``"augment"``, ``"ball"`` or ``"plain"`` (``v / ||v||``, the released checkpoints'
             map; certified by the norm-aware rule only).
         certificate: ``"norm_aware"`` (default): the larger of the plain and the norm-aware radius (see
-            :mod:`~lipsim_tm.functional.norm_aware`); ``"plain"``: the 1-Lipschitz radius only (the
+            :mod:`~lipsim_tm.functional.certificates`); ``"plain"``: the 1-Lipschitz radius only (the
             published rule, for comparison). Shown in the metric's repr.
         per_sample: also keep per-sample distances, targets and radii.
         data_range, grayscale, interpolation, antialias: see

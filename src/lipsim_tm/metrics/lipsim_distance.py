@@ -7,14 +7,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import distance_interval
+from lipsim_tm.functional.certificates import check_certificate, distance_interval, distance_shift
 from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings
-from lipsim_tm.functional.norm_aware import check_certificate, distance_shift
 from lipsim_tm.functional.normalization import normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.functional.two_afc import check_eps, check_perturbed
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
-from lipsim_tm.weights import Weights
+from lipsim_tm.models.weights import Weights
 
 
 class LipSimDistance(LipSimMetricBase):
@@ -37,11 +36,11 @@ class LipSimDistance(LipSimMetricBase):
     value stays in ``[max(0, u - L e)^2 / 2, min(2, u + L e)^2 / 2]`` with ``u = sqrt(2 d)``.
 
     Args:
-        weights: see :mod:`lipsim_tm.weights` and :class:`~lipsim_tm.metrics.base.LipSimMetricBase`.
+        weights: see :mod:`lipsim_tm.models.weights` and :class:`~lipsim_tm.metrics.base.LipSimMetricBase`.
         distance: ``"cosine"`` or ``"l2"``.
         normalization: ``"augment"``, ``"ball"`` or ``"plain"`` (with ``certify_eps``: norm-aware rule only).
         certificate: rule for the half-width, ``"norm_aware"`` (default; each embedding moves by the
-            smaller of ``L eps`` and the norm-aware bound, see :mod:`~lipsim_tm.functional.norm_aware`) or
+            smaller of ``L eps`` and the norm-aware bound, see :mod:`~lipsim_tm.functional.certificates`) or
             ``"plain"`` (``L eps``). Shown in the metric's repr.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         certify_eps: optional perturbation budget for the certified half-width.

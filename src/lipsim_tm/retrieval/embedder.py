@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.norm_aware import norm_and_floor
+from lipsim_tm.functional.certificates import norm_and_floor
 from lipsim_tm.functional.normalization import check_normalization, check_sound_normalization, normalize_embedding
 
 
@@ -52,7 +52,7 @@ class Embedder:
         ``batch_size``, or an iterable of image batches (e.g. a DataLoader yielding tensors).
 
         ``with_norms``: also return the float64 ``(N,)`` effective pre-normalisation norms that norm-aware
-        radii use (:func:`~lipsim_tm.functional.norm_aware.norm_and_floor`); needs a normalisation.
+        radii use (:func:`~lipsim_tm.functional.certificates.norm_and_floor`); needs a normalisation.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")

@@ -10,10 +10,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lipsim_tm.checkpoints.io import atomic_torch_save
-from lipsim_tm.functional.certificates import RELATIVE_SLACK
-from lipsim_tm.functional.norm_aware import CERTIFICATES, NORM_FLOORS, invert_shift
+from lipsim_tm.functional.certificates import CERTIFICATES, NORM_FLOORS, RELATIVE_SLACK, invert_shift
 from lipsim_tm.functional.normalization import SOUND_NORMALIZATIONS
+from lipsim_tm.models.checkpoints.io import atomic_torch_save
 from lipsim_tm.retrieval.certify import PreparedGallery
 from lipsim_tm.retrieval.embedder import Embedder, check_lipschitz_bound
 
@@ -34,7 +33,7 @@ class RetrievalResult:
         radius_top1: ``(B,)`` l2 radius in image (pixel) space: ``embedding_radius_top1 / lipschitz_bound``
             (plain rule), or with query norms the larger of that and the norm-aware radius
             ``invert_shift(embedding_radius_top1, n, m) / lipschitz_bound`` (see
-            :mod:`~lipsim_tm.functional.norm_aware`: the normalised query moves by at most
+            :mod:`~lipsim_tm.functional.certificates`: the normalised query moves by at most
             ``B(L eps, n, m) <= L eps``); ``None`` when the gallery has no Lipschitz bound.
         radius_topk: ``(B,)`` the same for the top-k set, or ``None``.
         certificate: ``"norm_aware"`` when query norms were used, else ``"plain"``.

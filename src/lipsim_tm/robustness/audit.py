@@ -10,8 +10,8 @@ from torch import Tensor
 
 from lipsim_tm.attacks import METHODS, TWO_AFC_TARGETS, attack_2afc, attack_distance
 from lipsim_tm.functional import certified_distance_interval, lipsim_distance, two_afc
+from lipsim_tm.models.weights import Weights
 from lipsim_tm.robustness.decide import prefers_img1
-from lipsim_tm.weights import Weights
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def audit(
     :data:`~lipsim_tm.functional.CERTIFICATES`).
 
     Args:
-        ref, img0, img1: ``(N, C, H, W)`` images in [0, 1]; ``weights``: see :mod:`lipsim_tm.weights`.
+        ref, img0, img1: ``(N, C, H, W)`` images in [0, 1]; ``weights``: see :mod:`lipsim_tm.models.weights`.
         perturb: ``"reference"`` or ``"all"`` (each image moves by at most the budget).
         method, steps, restarts: the attack, :func:`~lipsim_tm.attacks.attack_2afc`.
     """

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from lipsim_tm.functional import lipsim_embedding
 from lipsim_tm.functional.certificates import decision
-from lipsim_tm.weights import Weights
+from lipsim_tm.models.weights import Weights
 
 
 def prefers_img1(

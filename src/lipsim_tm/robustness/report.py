@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from lipsim_tm.attacks import METHODS, attack_2afc
 from lipsim_tm.functional import lipsim_distance
 from lipsim_tm.metrics import Certified2AFCAccuracy
+from lipsim_tm.models.weights import Weights
 from lipsim_tm.robustness.decide import prefers_img1
-from lipsim_tm.weights import Weights
 
 #: Default budgets (l2, pixels in [0, 1]): 0 and the paper's 36/255, 72/255, 108/255.
 DEFAULT_EPSILONS: tuple[float, ...] = (0.0, 36 / 255, 72 / 255, 108 / 255)
@@ -134,7 +134,7 @@ def robustness_report(
         dataset: items ``(ref, img0, img1, p)``, images ``(3, H, W)`` in [0, 1] and ``p`` the fraction
             judging ``img1`` closer (:class:`~lipsim_tm.data.NightsDataset`,
             :class:`~lipsim_tm.data.BAPPS2AFCDataset`, :class:`~lipsim_tm.data.Synthetic2AFCDataset`).
-        weights: see :mod:`lipsim_tm.weights` (a checkpoint/export path, ``"random:<config>"`` or a backbone).
+        weights: see :mod:`lipsim_tm.models.weights` (a checkpoint/export path, ``"random:<config>"`` or a backbone).
         epsilons: l2 budgets per image, pixel units (sorted, duplicates dropped; 0 allowed).
         distance, normalization, certificate: as in :class:`~lipsim_tm.metrics.Certified2AFCAccuracy`.
         method, steps, restarts: the attack (:func:`~lipsim_tm.attacks.attack_2afc`), run on the

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lipsim_tm.checkpoints.io import atomic_torch_save, read_checkpoint
+from lipsim_tm.models.checkpoints.io import atomic_torch_save, read_checkpoint
 
 CHECKPOINT_FORMAT = "lipsim-tm-train/1"
 _NAME = re.compile(r"^checkpoint-(\d{9})\.pt$")

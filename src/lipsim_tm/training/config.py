@@ -10,10 +10,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from lipsim_tm.backbone import LipSimConfig, resolve_config
 from lipsim_tm.data.distortions import DISTORTION_FAMILIES
 from lipsim_tm.data.image_folder import CROP_MODES
 from lipsim_tm.data.nights import NIGHTS_SPLITS
+from lipsim_tm.models.backbone import LipSimConfig, resolve_config
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 DTYPES: tuple[str, ...] = ("float32", "float64")

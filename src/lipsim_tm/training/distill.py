@@ -91,7 +91,7 @@ def load_teacher(spec: str) -> tuple[Teacher, str]:
         raise ValueError(f"teacher must be 'export:PATH' or 'package.module:factory', got {spec!r}")
     kind, _, rest = spec.partition(":")
     if kind == "export":
-        from lipsim_tm.checkpoints import file_sha256, load_backbone
+        from lipsim_tm.models.checkpoints import file_sha256, load_backbone
 
         return load_backbone(rest).requires_grad_(False), f"export:{file_sha256(rest)}"
     try:

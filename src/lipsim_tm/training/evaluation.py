@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from lipsim_tm.backbone import LipSimBackbone
+from lipsim_tm.models.backbone import LipSimBackbone
 
 
 def _subset(dataset: Dataset, max_triplets: int | None) -> Dataset:

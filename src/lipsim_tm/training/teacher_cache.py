@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lipsim_tm.checkpoints.io import atomic_torch_save, read_checkpoint
+from lipsim_tm.models.checkpoints.io import atomic_torch_save, read_checkpoint
 
 Teacher = Callable[[Tensor], Tensor]
 
@@ -25,7 +25,7 @@ Teacher = Callable[[Tensor], Tensor]
 def default_teacher_id(teacher: Teacher) -> str:
     """``ClassName:sha256-of-state-dict`` for a module teacher; ValueError for other callables."""
     if isinstance(teacher, nn.Module):
-        from lipsim_tm.checkpoints import state_dict_sha256
+        from lipsim_tm.models.checkpoints import state_dict_sha256
 
         return f"{type(teacher).__qualname__}:{state_dict_sha256(teacher.state_dict())}"
     raise ValueError(

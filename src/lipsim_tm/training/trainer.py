@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from lipsim_tm.backbone import LipSimBackbone
-from lipsim_tm.checkpoints.export import config_to_dict
+from lipsim_tm.models.backbone import LipSimBackbone
+from lipsim_tm.models.checkpoints.export import config_to_dict
 from lipsim_tm.training.checkpointing import (
     CheckpointManager,
     capture_rng_state,
@@ -114,7 +114,7 @@ def train(
     ``log_every`` steps), ``eval.csv`` (every epoch, when ``evaluate`` is given) and, when the run
     completes, ``export.pt`` (inference weights with metadata, loadable by the metrics).
     """
-    from lipsim_tm.checkpoints import save_export
+    from lipsim_tm.models.checkpoints import save_export
 
     world = context.world_size
     if config.batch_size % world:
@@ -300,7 +300,7 @@ def build_student(config: TrainConfig) -> LipSimBackbone:
     seed_everything(config.seed)
     if config.init_from is None:
         return LipSimBackbone(config.model_config())
-    from lipsim_tm.checkpoints import load_backbone
+    from lipsim_tm.models.checkpoints import load_backbone
 
     model = load_backbone(config.init_from)
     if config_to_dict(model.config) != config_to_dict(config.model_config()):

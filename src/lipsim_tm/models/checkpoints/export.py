@@ -19,9 +19,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from lipsim_tm.backbone import LipSimBackbone, LipSimConfig
-from lipsim_tm.checkpoints.io import atomic_torch_save, file_sha256, read_checkpoint
-from lipsim_tm.checkpoints.strict import load_state_strict
+from lipsim_tm.models.backbone import LipSimBackbone, LipSimConfig
+from lipsim_tm.models.checkpoints.io import atomic_torch_save, file_sha256, read_checkpoint
+from lipsim_tm.models.checkpoints.strict import load_state_strict
 
 EXPORT_FORMAT = "lipsim-tm-export/1"
 _FIELDS = ("format", "config", "state_dict", "weights_sha256", "metadata")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from lipsim_tm.backbone import LipSimBackbone
+from lipsim_tm.models.backbone import LipSimBackbone
 
 _SHOWN = 20
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 
 import torch
 
-from lipsim_tm.backbone import LipSimBackbone, LipSimConfig, resolve_config
-from lipsim_tm.checkpoints.export import backbone_from_export, is_export
-from lipsim_tm.checkpoints.io import read_checkpoint
-from lipsim_tm.checkpoints.official import backbone_from_official
+from lipsim_tm.models.backbone import LipSimBackbone, LipSimConfig, resolve_config
+from lipsim_tm.models.checkpoints.export import backbone_from_export, is_export
+from lipsim_tm.models.checkpoints.io import read_checkpoint
+from lipsim_tm.models.checkpoints.official import backbone_from_official
 
 
 def load_backbone(

@@ -2,19 +2,19 @@
 
 ``weights`` may be:
 
-- a :class:`~lipsim_tm.backbone.LipSimBackbone` instance: used as is (never copied, moved or frozen here);
-- a registered name (``str``, see :mod:`lipsim_tm.registry`): ``"default"``, the LipSim model shipped inside
-  the package (read offline; a clear :class:`~lipsim_tm.registry.WeightsNotFoundError` if the installation
+- a :class:`~lipsim_tm.models.backbone.LipSimBackbone` instance: used as is (never copied, moved or frozen here);
+- a registered name (``str``, see :mod:`lipsim_tm.models.registry`): ``"default"``, the LipSim model shipped inside
+  the package (read offline; a clear :class:`~lipsim_tm.models.registry.WeightsNotFoundError` if the installation
   lacks it), or one of the paper's released checkpoints ``"lipsim-pretrained"``, ``"lipsim-margin0.2"``,
   ``"lipsim-margin0.5"`` (downloaded into the cache folder on first use, then read from there offline);
 - ``"random:<config>"`` (e.g. ``"random:tiny32"``): a randomly initialised backbone of a named
   configuration, always the same weights (seed :data:`RANDOM_SEED`, the global RNG is left untouched).
   For tests and examples only: its distances mean nothing perceptually.
 - a checkpoint path (``os.PathLike``, or a ``str`` that is not a registered name): an official LipSim
-  checkpoint or a lipsim-tm export, detected automatically by :func:`lipsim_tm.checkpoints.load_backbone`.
+  checkpoint or a lipsim-tm export, detected automatically by :func:`lipsim_tm.models.checkpoints.load_backbone`.
 
 A string that is neither a registered name nor ``"random:<config>"`` nor an existing file raises
-:class:`~lipsim_tm.registry.WeightsNotFoundError` (a ``ValueError`` and a ``FileNotFoundError``) listing
+:class:`~lipsim_tm.models.registry.WeightsNotFoundError` (a ``ValueError`` and a ``FileNotFoundError``) listing
 the registered names.
 """
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from lipsim_tm import registry
-from lipsim_tm.backbone import NAMED_CONFIGS, LipSimBackbone
+from lipsim_tm.models import registry
+from lipsim_tm.models.backbone import NAMED_CONFIGS, LipSimBackbone
 
 DEFAULT_WEIGHTS = "default"
 RANDOM_PREFIX = "random:"
@@ -89,9 +89,9 @@ def _source(weights: object) -> tuple[str, str]:
 def _load_registered(name: str) -> LipSimBackbone:
     """The backbone of the registered ``name`` (its file downloaded first if needed), checked against the
     entry's declared format and architecture."""
-    from lipsim_tm.checkpoints import load_backbone
-    from lipsim_tm.checkpoints.export import is_export
-    from lipsim_tm.checkpoints.io import read_checkpoint
+    from lipsim_tm.models.checkpoints import load_backbone
+    from lipsim_tm.models.checkpoints.export import is_export
+    from lipsim_tm.models.checkpoints.io import read_checkpoint
 
     entry = registry.get_entry(name)
     path = registry.weights_file(name)
@@ -115,7 +115,7 @@ def resolve_backbone(weights: Weights) -> LipSimBackbone:
         WeightsNotFoundError: a string that is neither a registered name nor an existing file, or a shipped
             model missing from the installation.
         FileNotFoundError: a path object that does not exist.
-        lipsim_tm.download.DownloadError: a registered file that is not cached could not be downloaded.
+        lipsim_tm.models.download.DownloadError: a registered file that is not cached could not be downloaded.
     """
     if isinstance(weights, LipSimBackbone):
         return weights
@@ -124,7 +124,7 @@ def resolve_backbone(weights: Weights) -> LipSimBackbone:
         return random_backbone(value)
     if kind == "registered":
         return _load_registered(value)
-    from lipsim_tm.checkpoints import load_backbone
+    from lipsim_tm.models.checkpoints import load_backbone
 
     return load_backbone(value, map_location="cpu")
 

@@ -7,8 +7,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from lipsim_tm.backbone import LipSimBackbone
-from lipsim_tm.functional.preprocessing import Preprocessing
+from lipsim_tm.models.backbone import LipSimBackbone
+
+#: Maps user image batches to backbone inputs of a dtype (e.g. :class:`~lipsim_tm.functional.Preprocessing`).
+Prep = Callable[[Tensor, torch.dtype], Tensor]
 
 
 class FrozenBackbone(nn.Module):
@@ -60,7 +62,7 @@ class FrozenBackbone(nn.Module):
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
 
-    def forward(self, *images: Tensor, prep: Preprocessing | None = None) -> Tensor:
+    def forward(self, *images: Tensor, prep: Prep | None = None) -> Tensor:
         """Features ``(N, out_features)``; no gradient to the weights.
 
         Without ``prep``: of one batch of backbone inputs ``(N, C, S, S)``. With ``prep``: of user image

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from lipsim_tm.backbone import LipSimBackbone, LipSimConfig, resolve_config
-from lipsim_tm.checkpoints.io import read_checkpoint
-from lipsim_tm.checkpoints.strict import load_state_strict
+from lipsim_tm.models.backbone import LipSimBackbone, LipSimConfig, resolve_config
+from lipsim_tm.models.checkpoints.io import read_checkpoint
+from lipsim_tm.models.checkpoints.strict import load_state_strict
 
 #: Key prefixes accepted, most specific first (the released files use ``module.model.``).
 OFFICIAL_PREFIXES = ("module.model.", "module.backbone.", "model.", "")

@@ -21,7 +21,7 @@ Per normalisation (:func:`norm_and_floor`):
 With ``m = 1`` and ``n >= 1`` (augment, ball) ``B <= s``, so the norm-aware radius is never smaller than the
 plain one; the radii below still take the larger of both for ``certificate="norm_aware"``.
 
-Floating point. The norm is shrunk by the relative slack of :func:`~lipsim_tm.functional.certificates.embedding_slack`
+Floating point. The norm is shrunk by the relative slack of :func:`~.policy.embedding_slack`
 (``B`` decreases in ``n``), embedding-space margins keep their absolute slack, radii are multiplied by
 ``1 - RELATIVE_SLACK`` and bisection returns its lower end (which satisfies the condition).
 """
@@ -29,21 +29,13 @@ Floating point. The norm is shrunk by the relative slack of :func:`~lipsim_tm.fu
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import (
-    RELATIVE_SLACK,
-    TripletMargins,
-    embedding_slack,
-    plain_radii,
-    triplet_margins,
-)
+from lipsim_tm.functional.certificates.margins import TripletMargins, triplet_margins
+from lipsim_tm.functional.certificates.policy import RELATIVE_SLACK, embedding_slack
 
-#: ``"norm_aware"`` (default): the larger of the plain and norm-aware radius; ``"plain"``: 1-Lipschitz only.
-CERTIFICATES: tuple[str, ...] = ("norm_aware", "plain")
 #: Lower bound ``m`` on the pre-normalisation norm of each normalisation.
 NORM_FLOORS: dict[str, float] = {"augment": 1.0, "ball": 1.0, "plain": 0.0}
 #: Intervals per round of the search in :func:`_largest_shift_below` and the number of rounds: the bracket
@@ -52,18 +44,6 @@ NORM_FLOORS: dict[str, float] = {"augment": 1.0, "ball": 1.0, "plain": 0.0}
 #: a relative loss of at most ``2.3e-10 * largest norm``, negligible next to ``RELATIVE_SLACK`` = 1e-6.
 _SEARCH_POINTS = 256
 _SEARCH_ROUNDS = 4
-
-
-def check_certificate(certificate: object, normalization: str) -> str:
-    """Return ``certificate`` if it is one of :data:`CERTIFICATES` and usable with ``normalization``, else raise."""
-    if not isinstance(certificate, str) or certificate not in CERTIFICATES:
-        raise ValueError(f"certificate must be one of {CERTIFICATES}, got {certificate!r}")
-    if certificate == "plain" and normalization == "plain":
-        raise ValueError(
-            "certificate='plain' needs a 1-Lipschitz normalization ('augment' or 'ball'), got normalization='plain'"
-            " (v/||v|| is certifiable only with certificate='norm_aware')"
-        )
-    return certificate
 
 
 def norm_and_floor(features: Tensor, normalization: str) -> tuple[Tensor, float]:
@@ -87,19 +67,6 @@ def normalization_shift(s: float | Tensor, norm: Tensor, floor: float) -> Tensor
     return torch.where(positive, s / torch.sqrt(norm * safe), torch.full_like(low, math.inf))
 
 
-def embedding_shift(s: float | Tensor, norm: Tensor, floor: float, certificate: str, normalization: str) -> Tensor:
-    """Certified move of ``phi`` for a ``g``-move ``s``.
-
-    ``min(s, B)`` (norm-aware rule, 1-Lipschitz maps), ``s`` (plain rule), ``B`` (the ``"plain"`` map).
-    """
-    # A number is filled in on the device (no host-to-device copy, which would synchronise CUDA).
-    s = torch.full_like(norm, s) if not isinstance(s, Tensor) else s.to(norm).expand_as(norm)
-    if certificate == "plain":
-        return s.clone()
-    bound = normalization_shift(s, norm, floor)
-    return bound if normalization == "plain" else torch.minimum(s, bound)
-
-
 def invert_shift(target: Tensor, norm: Tensor, floor: float) -> Tensor:
     """Largest ``s`` with ``B(s, n, m) <= target`` (closed form), float64 ``(N,)``; 0 where ``target <= 0``.
 
@@ -119,13 +86,10 @@ def reference_radius_norm_aware(
     """Norm-aware certified radius ``(N,)`` (float64, user pixels) of the 2AFC decision, only the reference moving.
 
     The decision holds while ``phi(ref)`` moves by less than its distance ``H`` to the bisecting hyperplane
-    of ``phi_0, phi_1`` (see :func:`~lipsim_tm.functional.certificates.reference_radius`), i.e. while
+    of ``phi_0, phi_1`` (see :func:`~lipsim_tm.functional.certificates.plain.reference_radius`), i.e. while
     ``B(L eps, n_ref, m) < H``: ``R = invert_shift(H - slack) / L``.
     """
-    return _reference_radius_norm_aware(triplet_margins(phi_ref, phi_0, phi_1), norm_ref, floor, lipschitz)
-
-
-def _reference_radius_norm_aware(margins: TripletMargins, norm_ref: Tensor, floor: float, lipschitz: float) -> Tensor:
+    margins = triplet_margins(phi_ref, phi_0, phi_1)
     return invert_shift(margins.hyperplane_margin, norm_ref, floor) * ((1 - RELATIVE_SLACK) / lipschitz)
 
 
@@ -140,12 +104,20 @@ def all_images_radius_norm_aware(
     1-Lipschitz maps (``m = 1``, all ``n >= 1``) ``B <= s``, so ``B`` is already ``min(s, B)``.
     ``norms``: the effective norms of ref, img0, img1 from :func:`norm_and_floor`.
     """
-    margins = triplet_margins(phi_ref, phi_0, phi_1)
-    return _all_images_radius_norm_aware(margins, torch.stack(norms, dim=1), floor, lipschitz)
+    return norm_aware_radii(triplet_margins(phi_ref, phi_0, phi_1), torch.stack(norms, dim=1), floor, lipschitz)[1]
 
 
-def _all_images_radius_norm_aware(margins: TripletMargins, norms: Tensor, floor: float, lipschitz: float) -> Tensor:
-    return _largest_shift_below(margins.difference_margin, norms, floor) * ((1 - RELATIVE_SLACK) / lipschitz)
+def norm_aware_radii(margins: TripletMargins, norms: Tensor, floor: float, lipschitz: float) -> tuple[Tensor, Tensor]:
+    """``(reference_radius, all_images_radius)`` float64 ``(N,)`` in user pixels of the norm-aware rule.
+
+    ``norms``: ``(N, 3)`` effective norms of ref, img0, img1 (:func:`norm_and_floor`). Reference:
+    ``invert_shift(H - slack, n_ref, m) / L``; all images: the largest ``s`` with ``F(s) < |u_0 - u_1| - slack``
+    (:func:`_largest_shift_below`), divided by ``L``.
+    """
+    scale = (1 - RELATIVE_SLACK) / lipschitz
+    reference = invert_shift(margins.hyperplane_margin, norms[:, 0], floor) * scale
+    every = _largest_shift_below(margins.difference_margin, norms, floor) * scale
+    return reference, every
 
 
 def _largest_shift_below(margin: Tensor, norms: Tensor, floor: float) -> Tensor:
@@ -178,54 +150,3 @@ def _largest_shift_below(margin: Tensor, norms: Tensor, floor: float) -> Tensor:
         bracket = candidates.gather(1, (last + ends).clamp_max_(_SEARCH_POINTS))
         lo, hi = bracket.unbind(1)
     return lo
-
-
-class CertifiedTriplets(NamedTuple):
-    """The decision and certified radii of ``N`` triplets (see :func:`certify_triplets`)."""
-
-    prefers_img1: Tensor
-    tie: Tensor
-    radius_reference: Tensor
-    radius_all: Tensor
-
-
-def certify_triplets(
-    phi_ref: Tensor,
-    phi_0: Tensor,
-    phi_1: Tensor,
-    features: tuple[Tensor, Tensor, Tensor],
-    *,
-    normalization: str,
-    certificate: str,
-    lipschitz: float,
-) -> CertifiedTriplets:
-    """The decision (bool ``(N,)`` prefers_img1, tie) and the radii float64 ``(N,)`` in user pixels.
-
-    ``features``: the pre-normalisation backbone outputs ``(N, D)`` of ref, img0, img1. ``"plain"``
-    certificate: the 1-Lipschitz radii; ``"norm_aware"``: the larger of those and the norm-aware radii
-    (only the norm-aware ones for the ``"plain"`` map, which is not 1-Lipschitz). The margins
-    (:func:`~lipsim_tm.functional.certificates.triplet_margins`) are computed once for the decision and all radii.
-    """
-    margins = triplet_margins(phi_ref, phi_0, phi_1)
-    prefers, tie = margins.prefers_img1, margins.tie
-    if certificate == "plain":
-        return CertifiedTriplets(prefers, tie, *plain_radii(margins, lipschitz))
-    floor = NORM_FLOORS[normalization]
-    norms = norm_and_floor(torch.cat(features), normalization)[0].view(3, -1).t()  # (N, 3)
-    ref = _reference_radius_norm_aware(margins, norms[:, 0], floor, lipschitz)
-    every = _all_images_radius_norm_aware(margins, norms, floor, lipschitz)
-    if normalization != "plain":
-        plain_ref, plain_all = plain_radii(margins, lipschitz)
-        ref, every = torch.maximum(ref, plain_ref), torch.maximum(every, plain_all)
-    return CertifiedTriplets(prefers, tie, ref, every)
-
-
-def distance_shift(
-    features_a: Tensor, features_b: Tensor, s: float, *, perturbed: str, normalization: str, certificate: str
-) -> Tensor:
-    """Certified total move ``(N,)`` of ``phi_a, phi_b`` when one (``"one"``: either) or both images move by ``s``."""
-    floor = NORM_FLOORS[normalization]
-    norm_a, norm_b = (norm_and_floor(f, normalization)[0] for f in (features_a, features_b))
-    shift_a = embedding_shift(s, norm_a, floor, certificate, normalization)
-    shift_b = embedding_shift(s, norm_b, floor, certificate, normalization)
-    return shift_a + shift_b if perturbed == "both" else torch.maximum(shift_a, shift_b)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlencode, urljoin
 
-from lipsim_tm.checkpoints.io import file_sha256
+from lipsim_tm.models.checkpoints.io import file_sha256
 
 #: Environment variable that overrides the cache folder.
 CACHE_ENV = "LIPSIM_CACHE_DIR"

@@ -1,6 +1,6 @@
 """The LipSim model shipped inside the package (registered as ``weights="default"``).
 
-This folder holds ``lipsim_default_v1.pt``, a lipsim-tm export (see :mod:`lipsim_tm.checkpoints.export`)
+This folder holds ``lipsim_default_v1.pt``, a lipsim-tm export (see :mod:`lipsim_tm.models.checkpoints.export`)
 installed as package data, so ``LipSimDistance()`` works with no network. :data:`DEFAULT_SHA256` is the
 sha256 of that file, recorded in its model card; when it is set, loading ``"default"`` checks the file
 against it. ``None`` means no hash is recorded yet and the file is loaded unchecked.

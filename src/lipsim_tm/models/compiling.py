@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lipsim_tm.frozen import FrozenBackbone
+from lipsim_tm.models.frozen import FrozenBackbone
 
 
 def check_inductor_compiler() -> None:
@@ -28,7 +28,7 @@ def compiled_forward(network: FrozenBackbone) -> Callable[[Tensor], Tensor]:
     """A forward of ``network`` whose network part runs through ``torch.compile`` (nothing is registered as a module).
 
     Only the network is compiled (compiling a ``Metric`` would recompile on its changing counters), and only
-    its pure cached form :meth:`~lipsim_tm.backbone.LipSimBackbone.cached_forward`: the rescaling cache's
+    its pure cached form :meth:`~lipsim_tm.models.backbone.LipSimBackbone.cached_forward`: the rescaling cache's
     bookkeeping (pointer and version checks) stays eager, so one graph serves every call and parameter
     updates of a shared backbone need no recompilation. Where the cache is unusable (a shared backbone in
     training mode, or recording gradients to its parameters) the call runs eagerly. The first call compiles

@@ -1,0 +1,24 @@
+"""The LipSim network and where its weights come from.
+
+:mod:`.backbone` (architecture and configurations, built from :mod:`lipsim_tm.nn`) -> :mod:`.checkpoints`
+(strict loading of official checkpoints and lipsim-tm exports) -> :mod:`.download` and :mod:`.registry`
+(named weights, the shipped :mod:`.pretrained` model, the download cache) -> :mod:`.weights` (what a
+``weights=`` argument resolves to) -> :mod:`.frozen` and :mod:`.compiling` (the frozen evaluation wrapper
+the metrics and the loss hold, and its optional ``torch.compile``).
+"""
+
+from lipsim_tm.models.backbone import NAMED_CONFIGS, LipSimBackbone, LipSimConfig
+from lipsim_tm.models.checkpoints import load_backbone, load_export, load_official_checkpoint, save_export
+from lipsim_tm.models.registry import WeightsNotFoundError, describe_weights
+
+__all__ = [
+    "NAMED_CONFIGS",
+    "LipSimBackbone",
+    "LipSimConfig",
+    "WeightsNotFoundError",
+    "describe_weights",
+    "load_backbone",
+    "load_export",
+    "load_official_checkpoint",
+    "save_export",
+]

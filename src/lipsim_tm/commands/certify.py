@@ -24,7 +24,7 @@ DEFAULT_SPLIT: dict[str, str] = {"nights": "test", "bapps": "val"}
 
 
 def add_parser(subparsers: Any) -> None:
-    from lipsim_tm.metrics.certified_2afc import PAPER_EPSILONS
+    from lipsim_tm.functional.certificates import PAPER_EPSILONS
 
     parser = subparsers.add_parser(
         "certify",

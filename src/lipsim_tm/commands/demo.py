@@ -80,8 +80,8 @@ def _two_afc_part(
     from torchmetrics.wrappers import FeatureShare
 
     from lipsim_tm.data import Synthetic2AFCDataset
+    from lipsim_tm.functional.certificates import PAPER_EPSILONS
     from lipsim_tm.metrics import Certified2AFCAccuracy
-    from lipsim_tm.metrics.certified_2afc import PAPER_EPSILONS
 
     size = backbone.config.input_size
     dataset = Synthetic2AFCDataset(photos, image_size=size, length=triplets, seed=seed)
@@ -242,7 +242,7 @@ def _plot(two_afc: dict[str, Any], path: Path, triplets: int) -> None:
 
 def format_table(report: dict[str, Any]) -> str:
     """The terminal summary of a :func:`run_demo` report."""
-    from lipsim_tm.metrics.certified_2afc import PAPER_EPSILONS
+    from lipsim_tm.functional.certificates import PAPER_EPSILONS
 
     two_afc, severity = report["two_afc"], report["severity"]
     rules = two_afc["rules"]

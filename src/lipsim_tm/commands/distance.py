@@ -21,8 +21,8 @@ from lipsim_tm.commands._common import (
 
 
 def add_parser(subparsers: Any) -> None:
+    from lipsim_tm.functional.certificates import PAPER_EPSILONS
     from lipsim_tm.functional.two_afc import PERTURBED
-    from lipsim_tm.metrics.certified_2afc import PAPER_EPSILONS
 
     parser = subparsers.add_parser(
         "distance",

@@ -9,15 +9,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import certify_triplets, check_certificate
+from lipsim_tm.functional.certificates import PAPER_EPSILONS, certify_triplets, check_certificate
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
 from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
 from lipsim_tm.models.weights import Weights
 
-#: The paper's budgets in [0, 1] pixels; scaled by the data range's span when ``epsilons=None``.
-PAPER_EPSILONS: tuple[float, ...] = (36 / 255, 72 / 255, 108 / 255)
 PER_SAMPLE_KEYS: tuple[str, ...] = ("d0", "d1", "target", "radius_reference", "radius_all")
 
 

@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from lipsim_tm.attacks import METHODS, attack_2afc
 from lipsim_tm.functional import lipsim_distance
-from lipsim_tm.metrics import Certified2AFCAccuracy
 from lipsim_tm.models.weights import Weights
 from lipsim_tm.robustness.decide import prefers_img1
 
@@ -160,6 +159,8 @@ def robustness_report(
         dataset = Subset(dataset, range(min(max_triplets, len(dataset))))
     if len(dataset) == 0:
         raise ValueError("dataset must hold at least one triplet, got an empty dataset")
+
+    from lipsim_tm.metrics import Certified2AFCAccuracy  # torchmetrics only when a report is made
 
     metric = Certified2AFCAccuracy(
         weights, epsilons=list(eps_values), distance=distance, normalization=normalization, certificate=certificate

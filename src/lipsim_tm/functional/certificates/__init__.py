@@ -21,6 +21,7 @@ from lipsim_tm.functional.certificates.plain import all_images_radius, plain_rad
 from lipsim_tm.functional.certificates.policy import (
     CERTIFIABLE_DTYPES,
     CERTIFICATES,
+    PAPER_EPSILONS,
     RELATIVE_SLACK,
     check_certifiable,
     check_certificate,
@@ -32,6 +33,7 @@ __all__ = [
     "CERTIFIABLE_DTYPES",
     "CERTIFICATES",
     "NORM_FLOORS",
+    "PAPER_EPSILONS",
     "PERTURBED",
     "RELATIVE_SLACK",
     "CertifiedTriplets",

@@ -13,6 +13,8 @@ import torch
 
 #: ``"norm_aware"`` (default): the larger of the plain and norm-aware radius; ``"plain"``: 1-Lipschitz only.
 CERTIFICATES: tuple[str, ...] = ("norm_aware", "plain")
+#: The paper's l2 budgets in [0, 1] pixels: 36/255, 72/255, 108/255.
+PAPER_EPSILONS: tuple[float, ...] = (36 / 255, 72 / 255, 108 / 255)
 #: Relative shrink of every radius, on top of the absolute slack.
 RELATIVE_SLACK = 1e-6
 #: Network dtypes whose embeddings the floating-point slack accounts for.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,6 +26,19 @@ def cat_state(state: list[Tensor] | Tensor, device: torch.device) -> Tensor:
     if isinstance(state, Tensor):
         return state
     return dim_zero_cat(state) if state else torch.zeros(0, device=device)
+
+
+#: torchmetrics' bookkeeping that ``update``/``forward`` change besides the states, restored when they raise.
+_CONTEXT: tuple[str, ...] = (
+    "_update_count",
+    "_computed",
+    "_forward_cache",
+    "_to_sync",
+    "_should_unsync",
+    "_enable_grad",
+    "_is_synced",
+    "compute_on_cpu",
+)
 
 
 class LipSimMetricBase(Metric):
@@ -54,6 +69,43 @@ class LipSimMetricBase(Metric):
     """
 
     feature_network: str = "net"
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The states (lists copied: ``update`` appends in place; tensors are replaced, never written) and context."""
+        states = {name: getattr(self, name) for name in self._defaults}
+        snapshot = {name: list(value) if isinstance(value, list) else value for name, value in states.items()}
+        snapshot.update({name: getattr(self, name) for name in _CONTEXT})
+        return snapshot
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        for name, value in snapshot.items():
+            setattr(self, name, value)
+
+    def _wrap_update(self, update: Callable) -> Callable:
+        """torchmetrics' wrapped ``update``, made atomic: if it raises, states and counters are as before."""
+        wrapped = super()._wrap_update(update)
+
+        @functools.wraps(update)
+        def atomic_update(*args: Any, **kwargs: Any) -> None:
+            snapshot = self._snapshot()
+            try:
+                wrapped(*args, **kwargs)
+            except BaseException:
+                self._restore(snapshot)
+                raise
+
+        return atomic_update
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """torchmetrics' ``forward`` (batch value, accumulated state), made atomic: a rejected batch (or any error,
+        Ctrl-C included) leaves every state, counter and the value of a later ``compute()`` as they were.
+        (torchmetrics resets the states before the batch's ``update`` and would otherwise lose them.)"""
+        snapshot = self._snapshot()
+        try:
+            return super().forward(*args, **kwargs)
+        except BaseException:
+            self._restore(snapshot)
+            raise
 
     def __init__(
         self,

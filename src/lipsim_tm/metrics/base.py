@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
@@ -15,6 +15,7 @@ from lipsim_tm.functional.certificates import check_certifiable
 from lipsim_tm.functional.embedding import check_same_shape, features_of, lipschitz_constant, preprocessing_for
 from lipsim_tm.functional.normalization import at_least_float32, check_normalization, normalize_embedding
 from lipsim_tm.functional.preprocessing import DataRange
+from lipsim_tm.metrics.views import ResultView
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.compiling import compiled_forward
 from lipsim_tm.models.frozen import FrozenBackbone, unwrap_frozen
@@ -133,6 +134,29 @@ class LipSimMetricBase(Metric):
         self.prep = preprocessing_for(
             backbone, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
         )
+
+    def _add_views(self, keys: tuple[str, ...]) -> None:
+        """Register a :class:`~lipsim_tm.metrics.views.ResultView` per scalar entry of ``compute()`` (see
+        :meth:`loggable`); registered at construction, so a ``LightningModule`` finds them among its modules."""
+        self.result_views = nn.ModuleDict({key.replace(".", "_"): ResultView(self, key) for key in keys})
+
+    def loggable(self, prefix: str = "") -> dict[str, Metric]:
+        """Every scalar of ``compute()`` as a ``Metric`` Lightning can log by object, keyed ``prefix + key``.
+
+        ``self.log_dict(metric.loggable("val/"))`` in a ``LightningModule`` logs each number, with Lightning
+        owning compute, distributed sync (one sync of the shared state) and reset; no ``sync_dist`` needed.
+        A metric whose ``compute()`` is a tensor is returned as itself, under ``prefix + "distance"``.
+        """
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        views = list(self.result_views.values())
+        if not views:
+            return {f"{prefix}{self._scalar_name()}": self}
+        return {f"{prefix}{view.key}": view for view in views}
+
+    def _scalar_name(self) -> str:
+        """The log name of a tensor-valued ``compute()``; subclasses with per-sample results raise instead."""
+        raise NotImplementedError
 
     @property
     def backbone(self) -> LipSimBackbone:

@@ -120,6 +120,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         if per_sample:
             for key in PER_SAMPLE_KEYS:
                 self.add_state(key, [], dist_reduce_fx="cat")
+        self._add_views(("2afc", *self.keys, *self.keys_all))
 
     def update(self, ref: Tensor, img0: Tensor, img1: Tensor, target: Tensor) -> None:
         """Add triplets; bad input raises and leaves the state unchanged."""

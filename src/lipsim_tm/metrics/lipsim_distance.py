@@ -100,6 +100,7 @@ class LipSimDistance(LipSimMetricBase):
         if self.reduction == "none":
             self.add_state("values", [], dist_reduce_fx="cat")
             self.add_state("half_widths", [], dist_reduce_fx="cat")
+        self._add_views(("distance", "half_width") if self.certify_eps is not None and reduction != "none" else ())
 
     def update(self, x: Tensor, y: Tensor) -> None:
         """Add the distances between the pairs ``(x[i], y[i])``; bad input raises and changes nothing."""
@@ -130,6 +131,14 @@ class LipSimDistance(LipSimMetricBase):
         )
         value = distances.detach().double()
         return torch.maximum(upper - value, value - lower).clamp_min(0.0)
+
+    def _scalar_name(self) -> str:
+        if self.reduction == "none":
+            raise ValueError(
+                "reduction='none' gives per-sample values, which cannot be logged as scalars; use reduction='mean'"
+                " or 'sum' for logging"
+            )
+        return "distance"
 
     def extra_repr(self) -> str:
         """The certificate rule (used with ``certify_eps``), normalisation and distance (shown in ``repr``)."""

@@ -18,7 +18,10 @@ class FrozenBackbone(nn.Module):
 
     - ``forward(x)`` runs the backbone with *detached* parameters (:func:`torch.func.functional_call`):
       gradients flow to ``x`` but never to the backbone's parameters, whatever their ``requires_grad``.
-    - ``train(mode)`` always keeps this wrapper in eval mode.
+    - ``train(mode)`` sets only this wrapper's own ``training`` flag, which nothing reads: the backbone's mode
+      is never changed by it (an owned backbone stays in eval; a shared one keeps its owner's mode). The flag
+      follows the parent so that frameworks that look for modules left in eval mode at the start of training
+      (Lightning's ``PossibleUserWarning``) find none.
     - The backbone is deliberately not a registered submodule: its weights are not in ``state_dict()``
       (a LightningModule holding the metric gets no extra checkpoint keys; the weights are defined by the
       metric's ``weights`` argument), not in ``parameters()`` (a parent's optimizer cannot pick them up),
@@ -43,10 +46,6 @@ class FrozenBackbone(nn.Module):
         self.owned = owned
         if owned:
             backbone.requires_grad_(False).eval()
-        super().train(False)
-
-    def train(self, mode: bool = True) -> FrozenBackbone:
-        return super().train(False)
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> FrozenBackbone:
         super()._apply(fn, recurse)

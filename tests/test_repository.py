@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,3 +28,10 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_package_is_typed() -> None:
     assert (ROOT / "src" / "lipsim_tm" / "py.typed").exists()
+
+
+def test_the_demo_output_folder_is_ignored_by_git() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "lipsim-demo/report.json"], cwd=ROOT, capture_output=True, check=False
+    )
+    assert ignored.returncode == 0, "lipsim-demo/ (the demo's default output) must be in .gitignore"

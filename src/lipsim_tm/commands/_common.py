@@ -158,7 +158,7 @@ def embed_images(backbone: LipSimBackbone, images: Tensor, normalization: str, n
     (``ValueError`` naming ``name``), features and normalisation.
     """
     from lipsim_tm.functional.embedding import features_of, lipschitz_constant, preprocessing_for
-    from lipsim_tm.functional.normalization import normalize_embedding
+    from lipsim_tm.functional.normalization import apply_normalization
 
     param = next(backbone.parameters())
     images = images.to(param.device)
@@ -166,7 +166,7 @@ def embed_images(backbone: LipSimBackbone, images: Tensor, normalization: str, n
     prep.check(images, name)
     with torch.no_grad():
         features = features_of(backbone, images, prep, param.dtype)
-    return Embedded(features, normalize_embedding(features, normalization), lipschitz_constant(backbone, prep, images))
+    return Embedded(features, apply_normalization(features, normalization), lipschitz_constant(backbone, prep, images))
 
 
 def describe_eps(eps: float) -> str:
@@ -203,29 +203,49 @@ def write_json(data: Any, path: str | os.PathLike[str] | None) -> None:
 
 
 class Progress:
-    """A one-line progress display ``label [####....] done/total triplets (rate/s)`` on ``stream`` (default stderr)."""
+    """Progress ``label [####....] done/total triplets (rate/s)`` on ``stream`` (default stderr).
+
+    On a terminal one line is rewritten in place (``\\r``); elsewhere (a file, a pipe, a CI log) a plain line is
+    written at each tenth of the way and at the end, so redirected output holds no carriage returns.
+    """
+
+    #: At most this many lines go to a non-terminal stream over a whole run.
+    STEPS = 10
 
     def __init__(self, total: int, *, label: str, enabled: bool = True, stream: TextIO | None = None) -> None:
         self.total, self.label, self.enabled = total, label, enabled
         self.stream = stream or sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.interactive = bool(isatty and isatty())
         self.done = 0
+        self.written = 0  # steps of the way already written (non-terminal)
         self.start = time.perf_counter()
+
+    def _line(self) -> str:
+        elapsed = time.perf_counter() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        width = 24
+        filled = min(width, round(width * self.done / self.total)) if self.total else width
+        bar = "#" * filled + "." * (width - filled)
+        return f"{self.label} [{bar}] {self.done}/{self.total} triplets ({rate:.1f}/s)"
 
     def update(self, count: int) -> None:
         """``count`` more triplets done."""
         self.done += count
         if not self.enabled:
             return
-        elapsed = time.perf_counter() - self.start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        width = 24
-        filled = min(width, round(width * self.done / self.total)) if self.total else width
-        bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} triplets ({rate:.1f}/s)")
+        if self.interactive:
+            self.stream.write(f"\r{self._line()}")
+        else:
+            step = self.STEPS * self.done // self.total if self.total else self.STEPS
+            if step <= self.written:
+                return
+            self.written = step
+            self.stream.write(self._line() + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.interactive:
             self.stream.write("\n")
             self.stream.flush()
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.normalization import at_least_float32, check_normalization, normalize_embedding
+from lipsim_tm.functional.normalization import apply_normalization, at_least_float32, check_normalization
 from lipsim_tm.functional.preprocessing import DataRange, Preprocessing, input_operator_norm
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.weights import Weights, cached_backbone
@@ -45,7 +45,7 @@ def embed(
 
     ``forward`` maps backbone inputs of dtype ``dtype`` to features (a backbone or a frozen wrapper).
     """
-    return normalize_embedding(features_of(forward, images, prep, dtype), normalization)
+    return apply_normalization(features_of(forward, images, prep, dtype), normalization)
 
 
 def functional_backbone(weights: Weights, device: torch.device) -> LipSimBackbone:

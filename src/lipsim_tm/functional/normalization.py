@@ -51,6 +51,10 @@ def normalize_embedding(features: Tensor, normalization: str = "augment") -> Ten
 
     Returns:
         The embeddings, same dtype and device as ``features``; differentiable, finite gradients everywhere.
+
+    Raises:
+        TypeError, ValueError: ``features`` is not a floating-point ``(N, D)`` tensor, or holds NaN/inf
+            (checked with one device-to-host transfer; the library's own paths use :func:`apply_normalization`).
     """
     normalization = check_normalization(normalization)
     if not isinstance(features, Tensor):
@@ -59,6 +63,13 @@ def normalize_embedding(features: Tensor, normalization: str = "augment") -> Ten
         raise ValueError(f"features must have shape (N, D), got {tuple(features.shape)}")
     if not features.is_floating_point():
         raise TypeError(f"features must be a floating-point tensor, got {features.dtype}")
+    if not bool(torch.isfinite(features.detach()).all()):
+        raise ValueError("features contains NaN or infinite values")
+    return apply_normalization(features, normalization)
+
+
+def apply_normalization(features: Tensor, normalization: str) -> Tensor:
+    """:func:`normalize_embedding` without the checks, for features the library computed itself (no host sync)."""
     return _MAPS[normalization](features)
 
 

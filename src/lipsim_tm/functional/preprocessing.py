@@ -171,15 +171,32 @@ def resize_matrix(length: int, size: int, interpolation: str, antialias: bool, a
     return resized[:, 0, :, 0].T if axis == 2 else resized[:, 0, 0, :].T
 
 
-@lru_cache(maxsize=256)
 def resize_operator_norm(height: int, width: int, size: int, interpolation: str, antialias: bool) -> float:
     """Exact l2 operator norm of :func:`resize` from ``height x width`` to ``size x size`` (per channel).
+
+    ``height``, ``width``, ``size``: ints ``>= 1``; ``interpolation``: one of :data:`INTERPOLATIONS`;
+    ``antialias``: a bool. Anything else raises ``TypeError``/``ValueError`` naming the argument.
 
     The resize is separable, ``X -> A_h X A_w^T``, i.e. the Kronecker product ``A_h (x) A_w`` acting on
     ``vec(X)``, whose singular values are the products of those of ``A_h`` and ``A_w``. So the norm
     is ``sigma_max(A_h) * sigma_max(A_w)``, computed in float64. Channels are resized independently with
     the same operator, so the norm on ``(C, H, W)`` is the same. Identity (norm 1) at the same size.
     """
+    for name, value in (("height", height), ("width", width), ("size", size)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if not isinstance(interpolation, str) or interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    if not isinstance(antialias, bool):
+        raise TypeError(f"antialias must be a bool, got {antialias!r}")
+    return _resize_operator_norm(height, width, size, interpolation, antialias)
+
+
+@lru_cache(maxsize=256)
+def _resize_operator_norm(height: int, width: int, size: int, interpolation: str, antialias: bool) -> float:
+    """:func:`resize_operator_norm` of checked arguments, cached (an image size recurs on every batch)."""
     if (height, width) == (size, size):
         return 1.0
     a_h = resize_matrix(height, size, interpolation, antialias, axis=2)
@@ -194,7 +211,7 @@ def preprocessing_norm(prep: Preprocessing, height: int, width: int) -> float:
     ``1 / (high - low)`` (a multiple of the identity, so the product is exact). Grey replication is
     accounted for by :func:`input_operator_norm`.
     """
-    return resize_operator_norm(height, width, prep.size, prep.interpolation, prep.antialias) / prep.span
+    return _resize_operator_norm(int(height), int(width), prep.size, prep.interpolation, prep.antialias) / prep.span
 
 
 def replication_norm(prep: Preprocessing, channels: int) -> float:

@@ -18,7 +18,7 @@ from lipsim_tm.functional.certificates import (
 )
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
 from lipsim_tm.functional.embedding import features_of, lipschitz_constant, setup_call
-from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
+from lipsim_tm.functional.normalization import apply_normalization, check_normalization
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.models.weights import Weights
 
@@ -82,7 +82,7 @@ def two_afc(
     backbone, prep = setup_call(images, weights, data_range, grayscale, interpolation, antialias)
     check_certifiable(next(backbone.parameters()).dtype)
     features = features_of(backbone, torch.cat([ref, img0, img1]), prep, next(backbone.parameters()).dtype)
-    phi_r, phi_0, phi_1 = normalize_embedding(features, normalization).chunk(3)
+    phi_r, phi_0, phi_1 = apply_normalization(features, normalization).chunk(3)
     lipschitz = lipschitz_constant(backbone, prep, ref)
     prefers, tie, radius_ref, radius_all = certify_triplets(
         phi_r,
@@ -112,12 +112,12 @@ class DistanceInterval(NamedTuple):
     upper: Tensor
 
 
-def check_eps(eps: object) -> float:
-    """Return ``eps`` as a float if it is a finite number ``>= 0``, else raise."""
+def check_eps(eps: object, name: str = "eps") -> float:
+    """Return ``eps`` as a float if it is a finite number ``>= 0``, else raise naming the argument ``name``."""
     if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise TypeError(f"eps must be a number, got {type(eps).__name__}")
+        raise TypeError(f"{name} must be a number, got {type(eps).__name__}")
     if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
+        raise ValueError(f"{name} must be finite and >= 0, got {eps!r}")
     return float(eps)
 
 
@@ -161,7 +161,7 @@ def certified_distance_interval(
     backbone, prep = setup_call({"x": x, "y": y}, weights, data_range, grayscale, interpolation, antialias)
     check_certifiable(next(backbone.parameters()).dtype)
     features = features_of(backbone, torch.cat([x, y]), prep, next(backbone.parameters()).dtype)
-    phi_x, phi_y = normalize_embedding(features, normalization).chunk(2)
+    phi_x, phi_y = apply_normalization(features, normalization).chunk(2)
     f_x, f_y = features.chunk(2)
     s = lipschitz_constant(backbone, prep, x) * eps
     shift = distance_shift(f_x, f_y, s, perturbed=perturbed, normalization=normalization, certificate=certificate)

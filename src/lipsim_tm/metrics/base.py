@@ -13,7 +13,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from lipsim_tm.functional.certificates import check_certifiable
 from lipsim_tm.functional.embedding import check_same_shape, features_of, lipschitz_constant, preprocessing_for
-from lipsim_tm.functional.normalization import at_least_float32, check_normalization, normalize_embedding
+from lipsim_tm.functional.normalization import apply_normalization, at_least_float32, check_normalization
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.metrics.views import ResultView
 from lipsim_tm.models.backbone import LipSimBackbone
@@ -158,6 +158,20 @@ class LipSimMetricBase(Metric):
         """The log name of a tensor-valued ``compute()``; subclasses with per-sample results raise instead."""
         raise NotImplementedError
 
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """``(figure, axes)``: a value or a list of values (default: ``compute()``) drawn by torchmetrics'
+        ``_plot``; needs matplotlib. A dict's legend goes to the right of the axes, and a figure drawn here is
+        laid out so the legend stays inside it (torchmetrics places it above the axes, clipped at the edges)."""
+        figure, axes = self._plot(val, ax)
+        legend = axes.get_legend()
+        if legend is not None:
+            handles, labels = axes.get_legend_handles_labels()
+            legend.remove()
+            axes.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+            if ax is None:
+                figure.tight_layout()
+        return figure, axes
+
     @property
     def backbone(self) -> LipSimBackbone:
         """The network in use (also when a ``FeatureShare`` wrapper shares it)."""
@@ -185,7 +199,7 @@ class LipSimMetricBase(Metric):
 
     def _embed(self, *images: Tensor) -> Tensor:
         """Normalised embeddings ``(N, D')`` of validated image batches (concatenated), in one forward pass."""
-        return normalize_embedding(self._features(*images), self.normalization)
+        return apply_normalization(self._features(*images), self.normalization)
 
     def _check_certifiable(self) -> None:
         """Raise ``ValueError`` if the network's dtype cannot give sound certificates (bfloat16, float16)."""

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from lipsim_tm.functional.certificates import PAPER_EPSILONS, certify_triplets, check_certificate
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
-from lipsim_tm.functional.normalization import check_normalization, normalize_embedding
+from lipsim_tm.functional.normalization import apply_normalization, check_normalization
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
 from lipsim_tm.models.weights import Weights
@@ -129,7 +129,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         p = _check_target(target, ref.shape[0], ref.device, values=self.validate_args)
         with torch.no_grad():
             features = self._features(ref, img0, img1)
-            phi_r, phi_0, phi_1 = normalize_embedding(features, self.normalization).chunk(3)
+            phi_r, phi_0, phi_1 = apply_normalization(features, self.normalization).chunk(3)
         prefers, tie, radius_ref, radius_all = certify_triplets(
             phi_r,
             phi_0,
@@ -175,10 +175,6 @@ class Certified2AFCAccuracy(LipSimMetricBase):
             for key in PER_SAMPLE_KEYS:
                 result[key] = cat_state(getattr(self, key), self.total.device)
         return result
-
-    def plot(self, val: Any = None, ax: Any = None) -> Any:
-        """Plot a result (or a list of results) with :meth:`torchmetrics.Metric._plot`; needs matplotlib."""
-        return self._plot(val, ax)
 
 
 def _check_epsilons(epsilons: Sequence[float] | None, span: float) -> tuple[float, ...]:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from lipsim_tm.functional.certificates import check_certificate, distance_interval, distance_shift
 from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings
-from lipsim_tm.functional.normalization import normalize_embedding
+from lipsim_tm.functional.normalization import apply_normalization
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.functional.two_afc import check_eps, check_perturbed
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
@@ -79,7 +79,7 @@ class LipSimDistance(LipSimMetricBase):
     ) -> None:
         self.distance = check_distance(distance)
         self.reduction = check_reduction(reduction)
-        self.certify_eps = None if certify_eps is None else check_eps(certify_eps)
+        self.certify_eps = None if certify_eps is None else check_eps(certify_eps, "certify_eps")
         self.perturbed = check_perturbed(perturbed)
         super().__init__(
             weights,
@@ -108,7 +108,7 @@ class LipSimDistance(LipSimMetricBase):
             self._check_certifiable()
         self._check_images(x=x, y=y)
         features = self._features(x, y)
-        phi_x, phi_y = normalize_embedding(features, self.normalization).chunk(2)
+        phi_x, phi_y = apply_normalization(features, self.normalization).chunk(2)
         distances = distance_from_embeddings(phi_x, phi_y, self.distance)
         half = self._half_widths(phi_x, phi_y, features, distances, x)
         self.sum_distance = self.sum_distance + distances.double().sum()
@@ -165,7 +165,3 @@ class LipSimDistance(LipSimMetricBase):
             # torchmetrics concatenates list states as they are: drop the batch graph so memory stays flat.
             self.values = [v.detach() for v in self.values]
         return value
-
-    def plot(self, val: Any = None, ax: Any = None) -> Any:
-        """Plot a value (or a list of values) with :meth:`torchmetrics.Metric._plot`; needs matplotlib."""
-        return self._plot(val, ax)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.functional.certificates import norm_and_floor
-from lipsim_tm.functional.normalization import check_normalization, check_sound_normalization, normalize_embedding
+from lipsim_tm.functional.normalization import apply_normalization, check_normalization, check_sound_normalization
 
 
 class Embedder:
@@ -80,7 +80,7 @@ class Embedder:
         return features
 
     def _normalize(self, features: Tensor) -> Tensor:
-        return features if self.normalization is None else normalize_embedding(features, self.normalization)
+        return features if self.normalization is None else apply_normalization(features, self.normalization)
 
 
 def check_lipschitz_bound(value: object) -> float:

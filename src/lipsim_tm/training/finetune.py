@@ -17,7 +17,8 @@ from torch.utils.data import Dataset
 from lipsim_tm.data.bapps import BAPPS2AFCDataset
 from lipsim_tm.data.nights import NightsDataset
 from lipsim_tm.data.synthetic_2afc import Synthetic2AFCDataset, embedding_labeller
-from lipsim_tm.functional import distance_from_embeddings, normalize_embedding
+from lipsim_tm.functional import distance_from_embeddings
+from lipsim_tm.functional.normalization import apply_normalization
 from lipsim_tm.training.config import FinetuneConfig
 from lipsim_tm.training.distributed import DistributedContext, init_distributed
 from lipsim_tm.training.evaluation import evaluate_2afc
@@ -65,7 +66,7 @@ class FinetuneStep:
         ref, img0, img1, p = batch
         n = ref.shape[0]
         embeddings = model(torch.cat([ref, img0, img1]))
-        phi = normalize_embedding(embeddings, self.normalization)
+        phi = apply_normalization(embeddings, self.normalization)
         d0 = distance_from_embeddings(phi[:n], phi[n : 2 * n], self.distance)
         d1 = distance_from_embeddings(phi[:n], phi[2 * n :], self.distance)
         loss = hinge_2afc_loss(d0, d1, p, self.margin)

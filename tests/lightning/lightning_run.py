@@ -155,6 +155,13 @@ def main() -> None:
             "conv": {k: v.tolist() for k, v in model.conv.state_dict().items()},
             "checkpoint_keys": sorted(saved["state_dict"]),
             "world_size": trainer.world_size,
+            "backbones": [
+                {
+                    "training": m.backbone.training,
+                    "requires_grad": any(p.requires_grad for p in m.backbone.parameters()),
+                }
+                for m in (model.train_distance, model.val_distance, model.val_afc)
+            ],
         }
         (args.out / "result.json").write_text(json.dumps(result))
 

@@ -97,6 +97,11 @@ def test_no_warning_comes_from_our_modules(runs: dict[str, dict[str, Any]]) -> N
         assert ours == [], (name, ours)
 
 
+def test_the_backbones_stay_frozen_in_eval_through_training(runs: dict[str, dict[str, Any]]) -> None:
+    for run in runs.values():
+        assert run["backbones"] == [{"training": False, "requires_grad": False}] * 3
+
+
 def test_checkpoints_hold_no_backbone_weights_and_resume_exactly(runs: dict[str, dict[str, Any]]) -> None:
     for run in runs.values():
         assert run["checkpoint_keys"] == ["conv.bias", "conv.weight"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import sys
+
 import pytest
 import torch
 from metrics_helpers import images, tiny, triplets
-from torch._inductor import cpp_builder, exc
+from torch._inductor import exc
 
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
+from lipsim_tm.models import compiling
 
 
 def test_compile_must_be_a_bool() -> None:
@@ -19,10 +23,21 @@ def test_missing_compiler_fails_at_construction_with_a_clear_message(monkeypatch
     def no_compiler() -> str:
         raise exc.InvalidCxxCompiler()
 
-    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    monkeypatch.setattr(compiling, "_find_inductor_compiler", lambda: no_compiler)
     for metric in (LipSimDistance, Certified2AFCAccuracy):
         with pytest.raises(RuntimeError, match=r"compile=True needs a C\+\+ compiler.*or pass compile=False"):
             metric(tiny(), compile=True)
+
+
+def test_the_compiler_lookup_of_this_torch_release_is_found() -> None:
+    assert callable(compiling._find_inductor_compiler())  # cpp_builder (torch >= 2.5) or codecache (older)
+
+
+def test_a_torch_without_a_known_compiler_lookup_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch._inductor.cpp_builder", None)  # import -> ImportError
+    monkeypatch.setitem(sys.modules, "torch._inductor.codecache", None)
+    with pytest.raises(RuntimeError, match=rf"compile=True: torch {re.escape(torch.__version__)} has no inductor C"):
+        LipSimDistance(tiny(), compile=True)
 
 
 def test_compile_registers_no_module_and_no_state() -> None:

@@ -127,7 +127,10 @@ def check_images(images: object, name: str, prep: Preprocessing, *, values: bool
         return images
     # One pass over the data and one device-to-host transfer: NaN propagates through aminmax, and an
     # infinite value is the minimum or the maximum.
-    lo, hi = torch.stack(torch.aminmax(images.detach())).tolist()
+    data = images.detach()
+    if data.device.type == "cpu" and data.dtype in (torch.float16, torch.bfloat16):
+        data = data.float()  # exact; older CPU builds have no half-precision aminmax
+    lo, hi = torch.stack(torch.aminmax(data)).tolist()
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} contains NaN or infinite values")
     low, high = prep.bounds

@@ -10,13 +10,34 @@ from torch import Tensor
 from lipsim_tm.models.frozen import FrozenBackbone
 
 
+def _find_inductor_compiler() -> Callable[[], object]:
+    """Inductor's own C++ compiler lookup: ``cpp_builder.get_cpp_compiler`` (torch >= 2.5) or
+    ``codecache.cpp_compiler`` (older releases). Raises ``RuntimeError`` naming the torch version when this
+    release has neither (then torch.compile cannot be checked, and is refused rather than guessed)."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        return get_cpp_compiler
+    except ImportError:
+        pass
+    try:
+        from torch._inductor.codecache import cpp_compiler
+
+        return cpp_compiler
+    except ImportError as error:
+        raise RuntimeError(
+            f"compile=True: torch {torch.__version__} has no inductor C++ compiler lookup this package knows"
+            " (torch._inductor.cpp_builder.get_cpp_compiler or torch._inductor.codecache.cpp_compiler); pass"
+            " compile=False"
+        ) from error
+
+
 def check_inductor_compiler() -> None:
     """Raise ``RuntimeError`` unless inductor (torch.compile's default backend) finds a C++ compiler for CPU kernels."""
+    lookup = _find_inductor_compiler()
     try:
-        from torch._inductor import cpp_builder
-
-        cpp_builder.get_cpp_compiler()
-    except Exception as error:  # inductor raises its own InvalidCxxCompiler (or an import error)
+        lookup()
+    except Exception as error:  # inductor raises its own InvalidCxxCompiler
         raise RuntimeError(
             "compile=True needs a C++ compiler: torch.compile's inductor backend builds CPU kernels with one"
             f" and none is usable here ({type(error).__name__}: {error}). Install g++ (or set CXX), or pass"

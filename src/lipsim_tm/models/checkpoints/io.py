@@ -46,7 +46,8 @@ def _explain(error: Exception) -> str:
     text = str(error)
     unpickler = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, flags=re.DOTALL)
     detail = (unpickler.group(1) if unpickler else text).strip().split("\n")[0] or "unexpected end of file"
-    if detail.startswith("Unsupported global"):
+    # "Unsupported global: GLOBAL x.Y" (torch >= 2.4) or "Unsupported class x.Y" / "unsupported GLOBAL x.Y" (older)
+    if re.search(r"unsupported (global|class)", text, flags=re.IGNORECASE):
         reason = "it holds objects other than tensors and plain containers, which weights-only loading refuses"
     else:
         reason = "it is corrupted, truncated or not a PyTorch weights file"

@@ -23,11 +23,13 @@ MATPLOTLIB_MISSING = (
 
 @dataclass(frozen=True)
 class Series:
-    """One curve: ``values`` at the plot's ``x``; ``dashed`` draws it dashed with square markers (certified curves)."""
+    """One curve: ``values`` at the plot's ``x``; ``dashed`` draws it dashed with square markers; ``colour`` a
+    matplotlib colour (default: the next of the cycle), so related curves can share one."""
 
     label: str
     values: Sequence[float]
     dashed: bool = False
+    colour: str | None = None
 
 
 def _new_figure() -> Any:
@@ -80,7 +82,8 @@ def line_figure(
         axes.axhline(baseline[1], color="gray", linestyle=":", label=baseline[0])
     for index, curve in enumerate(series):
         style = "s--" if curve.dashed else "o-"
-        axes.plot(list(x), list(curve.values), style, color=f"C{index}", label=curve.label, markersize=4)
+        colour = curve.colour or f"C{index}"
+        axes.plot(list(x), list(curve.values), style, color=colour, label=curve.label, markersize=4)
     axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)
     axes.set_ylim(*y_range)

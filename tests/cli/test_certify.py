@@ -70,7 +70,8 @@ def test_nights_folder_matches_the_metric(tmp_path, capsys, certificate):
     assert report["split"] == "test"
     assert report["image_size"] == 24
     assert "4/4 triplets" in stderr  # progress bar
-    assert f"natural 2AFC score: {report['natural_2afc']:.4f}" in stdout
+    assert "2AFC score (soft) [95%]" in stdout
+    assert f"{report['natural_2afc']:.4f} [" in stdout
     assert f"wrote {out}" in stdout
 
 
@@ -160,7 +161,8 @@ def test_undecided_judgments_give_null_certified_accuracy_in_strict_json(tmp_pat
     report = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}"))
     assert report["natural_2afc"] == pytest.approx(0.5)
     assert all(row["certified"] is None and row["certified_all"] is None for row in report["rows"])
-    assert "nan" in stdout
+    assert report["natural_accuracy"] is None
+    assert "n/a" in stdout
 
 
 def test_json_path_that_is_a_folder_exits_2(tmp_path, capsys):
@@ -168,3 +170,80 @@ def test_json_path_that_is_a_folder_exits_2(tmp_path, capsys):
     code, _, stderr = run_cli(certify(root, "bapps", tmp_path, "--image-size", "16"), capsys)
     assert code == 2
     assert f"--json must name a file, got the folder {tmp_path}" in stderr
+
+
+def _summary_matches(entry: dict, dataset, certificate: str = "norm_aware") -> None:
+    """One subset of a certify report against Certified2AFCAccuracy run directly on ``dataset``."""
+    expected = direct(dataset, certificate)
+    assert entry["triplets"] == len(dataset)
+    assert entry["score_2afc"]["value"] == pytest.approx(expected["2afc"], rel=1e-6)
+    assert entry["natural_accuracy"]["value"] == pytest.approx(expected["natural_accuracy"], rel=1e-6)
+    for row in entry["certified"]:
+        assert row["reference"]["value"] == pytest.approx(expected[f"certified_2afc@{row['eps']:.4g}"], rel=1e-6)
+        assert row["all"]["value"] == pytest.approx(expected[f"certified_2afc_all@{row['eps']:.4g}"], rel=1e-6)
+        for key in ("reference", "all"):  # certified never above the hard natural accuracy, intervals hold it
+            estimate = row[key]
+            assert estimate["value"] <= entry["natural_accuracy"]["value"]
+            assert estimate["low"] <= estimate["value"] <= estimate["high"]
+
+
+def test_nights_test_split_reports_imagenet_no_imagenet_and_overall(tmp_path, capsys):
+    rows = [
+        {"votes": 6, "p": p, "split": "test", "is_imagenet": i % 3 == 0}
+        for i, p in enumerate([0.9, 0.1, 0.8, 0.3, 1.0, 0.0, 0.6, 0.5])
+    ]
+    root = write_nights(tmp_path / "nights", [*rows, {"votes": 9, "p": 0.2, "split": "val", "is_imagenet": True}])
+    out = tmp_path / "n.json"
+    code, stdout, stderr = run_cli(certify(root, "nights", out, "--image-size", "24", "--batch-size", "3"), capsys)
+    assert code == 0, stderr
+    report = json.loads(out.read_text())
+    names = [entry["subset"] for entry in report["results"]]
+    assert names == ["imagenet", "no_imagenet", "overall"]
+    for entry, split in zip(report["results"], ["test_imagenet", "test_no_imagenet", "test"], strict=True):
+        _summary_matches(entry, NightsDataset(root, split, image_size=24))
+    assert [e["triplets"] for e in report["results"]] == [3, 5, 8]
+    assert report["decided"] == 7  # p = 0.5 excluded from the accuracies
+    assert report["natural_accuracy"] == pytest.approx(report["results"][-1]["natural_accuracy"]["value"])
+    for line in ("imagenet", "no_imagenet", "overall", "natural accuracy [95%]", "2AFC score (soft) [95%]"):
+        assert line in stdout
+    png = out.with_suffix(".png")
+    assert report["plot"] == str(png)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bapps_reports_each_subset_and_their_count_weighted_combination(tmp_path, capsys):
+    root = write_bapps(tmp_path / "bapps", {"cnn": [0.9, 0.2, 0.7], "traditional": [0.1, 0.8]}, size=16)
+    out = tmp_path / "b.json"
+    code, _, stderr = run_cli(certify(root, "bapps", out, "--image-size", "16"), capsys)
+    assert code == 0, stderr
+    report = json.loads(out.read_text())
+    assert [e["subset"] for e in report["results"]] == ["cnn", "traditional", "combined"]
+    _summary_matches(report["results"][0], BAPPS2AFCDataset(root, "val", subsets=["cnn"], image_size=16))
+    _summary_matches(report["results"][1], BAPPS2AFCDataset(root, "val", subsets=["traditional"], image_size=16))
+    _summary_matches(report["results"][2], BAPPS2AFCDataset(root, "val", image_size=16))
+    cnn, traditional, combined = (e["natural_accuracy"] for e in report["results"])
+    assert combined["value"] == pytest.approx((3 * cnn["value"] + 2 * traditional["value"]) / 5)
+
+
+def test_compare_paper_needs_a_released_checkpoint(tmp_path, capsys):
+    root = write_bapps(tmp_path / "bapps", {"cnn": [0.9]}, size=16)
+    code, _, stderr = run_cli([*certify(root, "bapps", tmp_path / "o.json"), "--compare-paper"], capsys)
+    assert code == 2
+    assert "--compare-paper needs one of the paper's released checkpoints" in stderr
+
+
+def test_the_paper_column_shows_the_reference_numbers_beside_ours():
+    from lipsim_tm.commands.certify import _table
+    from lipsim_tm.commands.paper import paper_results
+    from lipsim_tm.functional.confidence import mean_interval, wilson
+    from lipsim_tm.metrics.summary import CertifiedRow, TwoAFCSummary
+
+    paper = paper_results("lipsim-margin0.2", "bapps")
+    rows = tuple(CertifiedRow(eps, wilson(3, 10), wilson(2, 10)) for eps in sorted(paper["certified"]))
+    summary = TwoAFCSummary(10, 10, mean_interval(7.0, 5.5, 10), wilson(7, 10), rows)
+    text = "\n".join(_table([("combined", summary)], paper))
+    assert "0.7347" in text  # the paper's natural score
+    for value in ("0.3000", "0.1296", "0.0533"):
+        assert value in text
+    assert "[-1, 1] inputs" in text
+    assert paper_results("lipsim-margin0.5", "nights") == {"score": 0.851}

@@ -22,7 +22,7 @@ def _floats(result: dict) -> dict:
 
 def _expected(batches: list[tuple[torch.Tensor, ...]], epsilons: tuple[float, ...] = EPS, **kw: object) -> dict:
     """Scores by hand from the functional decisions and radii (float64)."""
-    score, total, decided = 0.0, 0, 0
+    score, total, decided, natural = 0.0, 0, 0, 0
     cert_ref, cert_all = [0] * len(epsilons), [0] * len(epsilons)
     for ref, img0, img1, target in batches:
         r = two_afc(ref, img0, img1, weights=W, **kw)
@@ -37,10 +37,11 @@ def _expected(batches: list[tuple[torch.Tensor, ...]], epsilons: tuple[float, ..
                 continue
             decided += 1
             correct = not bool(r.tie[i]) and bool(r.prefers_img1[i]) == (p > 0.5)
+            natural += correct
             for k, eps in enumerate(epsilons):
                 cert_ref[k] += correct and float(r.radius_reference[i]) > eps
                 cert_all[k] += correct and float(r.radius_all[i]) > eps
-    out = {"2afc": score / total}
+    out = {"2afc": score / total, "natural_accuracy": natural / decided}
     out.update({f"certified_2afc@{e:.4g}": c / decided for e, c in zip(epsilons, cert_ref, strict=True)})
     out.update({f"certified_2afc_all@{e:.4g}": c / decided for e, c in zip(epsilons, cert_all, strict=True)})
     return out

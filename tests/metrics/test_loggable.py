@@ -19,7 +19,8 @@ W = "random:tiny32"
 def test_views_compute_the_entries_of_the_metric_and_share_its_state() -> None:
     metric = Certified2AFCAccuracy(W, epsilons=(0.01, 0.05))
     views = metric.loggable("val/")
-    assert list(views) == ["val/2afc", *(f"val/{k}" for k in metric.keys), *(f"val/{k}" for k in metric.keys_all)]
+    expected = ["val/2afc", "val/natural_accuracy", *(f"val/{k}" for k in (*metric.keys, *metric.keys_all))]
+    assert list(views) == expected
     metric.update(*triplets(0, n=4))
     metric.update(*triplets(1, n=4))
     expected = metric.compute()
@@ -69,7 +70,7 @@ def test_a_tensor_valued_metric_is_its_own_loggable_and_per_sample_values_are_re
     with pytest.raises(TypeError, match="prefix must be a str"):
         metric.loggable(3)
     per_sample = Certified2AFCAccuracy(W, epsilons=(0.01,), per_sample=True)
-    assert set(per_sample.loggable()) == {"2afc", *per_sample.keys, *per_sample.keys_all}  # scalars only
+    assert set(per_sample.loggable()) == {"2afc", "natural_accuracy", *per_sample.keys, *per_sample.keys_all}
 
 
 def test_copies_and_pickles_view_their_own_metric() -> None:

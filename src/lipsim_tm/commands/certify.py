@@ -11,7 +11,6 @@ from lipsim_tm.commands._common import (
     add_certificate_arguments,
     add_network_arguments,
     describe_eps,
-    evaluate_2afc,
     load_network,
     parse_eps,
     write_json,
@@ -59,7 +58,17 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N triplets")
     add_certificate_arguments(parser, with_distance=False)
     add_network_arguments(parser)
-    parser.add_argument("--json", metavar="OUT", default=None, help="also write the results as JSON to this file")
+    parser.add_argument(
+        "--json",
+        metavar="OUT",
+        default=None,
+        help="also write the results as JSON to this file, and the certified-accuracy plot next to it (OUT.png)",
+    )
+    parser.add_argument(
+        "--compare-paper",
+        action="store_true",
+        help="print the paper's numbers beside ours (--weights must name a released checkpoint)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=run)
 
@@ -89,58 +98,185 @@ def _check_counts(args: argparse.Namespace) -> None:
         raise ValueError(f"--json must name a file, got the folder {args.json}")
 
 
+class _Labelled:
+    """``dataset``'s triplets with the index of their subset in ``names`` appended (a DataLoader-ready view)."""
+
+    def __init__(self, dataset: Any, labels: list[int]) -> None:
+        self.dataset, self.labels = dataset, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        return (*self.dataset[index], self.labels[index])
+
+
+def _subset_names(dataset: Any, count: int) -> list[str | None]:
+    """The subset of each of the first ``count`` triplets: BAPPS subset folders; NIGHTS imagenet/no_imagenet
+    (from ``is_imagenet``, test splits only); None where the data defines no subsets."""
+    subset = getattr(dataset, "subset", None)
+    return [subset(i) if subset is not None else None for i in range(count)]
+
+
+def evaluate_subsets(
+    dataset: Any, metric: Any, *, count: int, batch_size: int, workers: int, progress: bool, label: str
+) -> tuple[list[tuple[str, Any]], Any]:
+    """Evaluate the first ``count`` triplets once (one forward pass each), accumulating one copy of ``metric``
+    per subset. Returns ``([(subset name, metric), ...], overall)`` with ``overall`` the merged states of all
+    subsets (the count-weighted combination); without subsets the list is empty and ``overall`` holds all."""
+    import copy
+
+    from torch.utils.data import DataLoader
+
+    from lipsim_tm.commands._common import Progress
+
+    if count == 0:
+        raise ValueError("no triplets to evaluate (empty split or subset; NIGHTS drops rows with votes < 6)")
+    names = _subset_names(dataset, count)
+    order = list(dict.fromkeys(n for n in names if n is not None))
+    if None in names:
+        order = []  # some triplets have no subset: report the whole only
+    labels = [order.index(n) if order else 0 for n in names]
+    metrics = [copy.deepcopy(metric) for _ in (order or [None])]
+    loader = DataLoader(_Labelled(dataset, labels), batch_size=batch_size, shuffle=False, num_workers=workers)
+    device = next(metric.backbone.parameters()).device
+    bar = Progress(count, label=label, enabled=progress)
+    try:
+        for *batch, subset in loader:
+            batch = [t.to(device) for t in batch]
+            for k in subset.unique().tolist():
+                rows = (subset == k).nonzero().squeeze(1).to(device)
+                metrics[k].update(*(t.index_select(0, rows) for t in batch))
+            bar.update(batch[0].shape[0])
+    finally:
+        bar.close()
+    overall = copy.deepcopy(metrics[0]).merge(*metrics[1:])
+    return list(zip(order, metrics, strict=True)), overall
+
+
+def _estimate(e: Any) -> str:
+    return "     n/a" if e.total == 0 else f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
+
+
+def _table(parts: list[tuple[str, Any]], paper: dict[str, Any]) -> list[str]:
+    """Text table of summaries ``(name, TwoAFCSummary)``: counts, score, natural accuracy, then per eps."""
+    lines = [
+        f"{'subset':<14}{'triplets':>9}{'decided':>9}  {'2AFC score (soft) [95%]':<26}  {'natural accuracy [95%]':<26}"
+    ]
+    for name, s in parts:
+        lines.append(f"{name:<14}{s.triplets:>9}{s.decided:>9}  {_estimate(s.score):<26}  {_estimate(s.natural):<26}")
+    if "score" in paper:
+        lines.append(f"{'paper':<14}{'':>9}{'':>9}  {paper['score']:<26.4f}")
+    lines.append("certified accuracy (decided triplets predicted correctly with certified radius > eps) [95%]:")
+    lines.append(
+        f"{'eps (l2, [0, 1] pixels)':<24}{'subset':<14}{'reference perturbed':<26}  {'all three perturbed':<26}"
+    )
+    certified_paper = paper.get("certified", {})
+    for i, row in enumerate(parts[0][1].rows):
+        for name, s in parts:
+            r = s.rows[i]
+            lines.append(f"{describe_eps(r.eps):<24}{name:<14}{_estimate(r.reference):<26}  {_estimate(r.all):<26}")
+        match = [v for eps, v in certified_paper.items() if abs(eps - row.eps) < 1e-9]
+        if match:
+            lines.append(f"{'':<24}{'paper':<14}{match[0]:<26.4f}")
+    if "note" in paper:
+        lines.append(f"paper: {paper['note']}")
+    return lines
+
+
+def _plot(parts: list[tuple[str, Any]], path: Path, title: str) -> str | None:
+    """Certified accuracy against eps (the hard natural accuracy at eps = 0) per subset; None without matplotlib."""
+    import sys
+
+    from lipsim_tm.plotting import MATPLOTLIB_MISSING, Series, line_plot
+
+    keep = [i for i, r in enumerate(parts[0][1].rows) if r.eps > 0]
+    x = [0.0, *(parts[0][1].rows[i].eps for i in keep)]
+    series = []
+    for name, s in parts:
+        series.append(Series(f"{name}: reference", [s.natural.value, *(s.rows[i].reference.value for i in keep)]))
+        series.append(
+            Series(f"{name}: all three", [s.natural.value, *(s.rows[i].all.value for i in keep)], dashed=True)
+        )
+    series = [c for c in series if all(v == v for v in c.values)]  # NaN: no decided triplets
+    if len(x) < 2 or sorted(set(x)) != x or not series:
+        return None
+    try:
+        line_plot(
+            path,
+            x,
+            series,
+            title=title,
+            x_label="eps: l2 budget (pixels in [0, 1] of the images as read)",
+            y_label="certified accuracy (eps = 0: natural accuracy)",
+        )
+    except ImportError:
+        print(MATPLOTLIB_MISSING, file=sys.stderr)
+        return None
+    return str(path)
+
+
 def run(args: argparse.Namespace) -> int:
+    from lipsim_tm.commands.paper import paper_results
     from lipsim_tm.metrics import Certified2AFCAccuracy
 
     _check_counts(args)
+    paper = paper_results(str(args.weights), args.format) if args.compare_paper else {}
+    epsilons = sorted(set(args.eps) | set(paper.get("certified", {})))
     dataset = _dataset(args)
     backbone = load_network(args)
     metric = Certified2AFCAccuracy(
-        backbone, epsilons=args.eps, normalization=args.normalization, certificate=args.certificate
+        backbone, epsilons=epsilons, normalization=args.normalization, certificate=args.certificate
     ).to(next(backbone.parameters()).device)
+    split = args.split or DEFAULT_SPLIT[args.format]
+    size = DEFAULT_IMAGE_SIZE[args.format] if args.image_size is None else args.image_size
     start = time.perf_counter()
-    results = evaluate_2afc(
+    subsets, overall = evaluate_subsets(
         dataset,
-        {"metric": metric},
+        metric,
+        count=min(len(dataset), args.limit or len(dataset)),
         batch_size=args.batch_size,
         workers=args.workers,
-        limit=args.limit,
         progress=not args.no_progress,
         label=f"certify {args.format}",
     )
-    scores = {key: float(value) for key, value in results["metric"].items()}
     seconds = time.perf_counter() - start
-    triplets = min(len(dataset), args.limit or len(dataset))
-    rows = [
-        {
-            "eps": eps,
-            "certified": scores[reference_key],
-            "certified_all": scores[all_key],
-        }
-        for eps, reference_key, all_key in zip(metric.epsilons, metric.keys, metric.keys_all, strict=True)
-    ]
-    print(f"{args.format} {args.split or DEFAULT_SPLIT[args.format]}: {triplets} triplets, {args.certificate} rule")
-    print(f"natural 2AFC score: {scores['2afc']:.4f}")
-    print(f"{'eps (l2, [0, 1] pixels)':>24}  {'certified (ref)':>15}  {'certified (all)':>15}")
-    for row in rows:
-        print(f"{describe_eps(row['eps']):>24}  {row['certified']:>15.4f}  {row['certified_all']:>15.4f}")
+    total = overall.summary()
+    whole = "overall" if args.format == "nights" else "combined"
+    parts = [(name, m.summary()) for name, m in subsets] + [(whole, total)]
+    print(
+        f"{args.format} {split}: {total.triplets} triplets, {args.certificate} rule; {total.decided} decided"
+        f" (target != 0.5); images read at {size}x{size}, eps in their [0, 1] pixels"
+    )
+    print("\n".join(_table(parts, paper)))
     if args.json is not None:
+        json_path = Path(args.json)
+        plot = _plot(parts, json_path.with_suffix(".png"), f"LipSim certified 2AFC accuracy, {args.format} {split}")
+        scores = {key: float(value) for key, value in overall.compute().items()}
         write_json(
             {
                 "format": args.format,
                 "data_dir": args.data_dir,
-                "split": args.split or DEFAULT_SPLIT[args.format],
+                "split": split,
                 "subsets": args.subset,
-                "image_size": DEFAULT_IMAGE_SIZE[args.format] if args.image_size is None else args.image_size,
+                "image_size": size,
                 "weights": str(args.weights),
                 "normalization": args.normalization,
                 "certificate": args.certificate,
-                "triplets": triplets,
+                "triplets": total.triplets,
+                "decided": total.decided,
                 "natural_2afc": scores["2afc"],
-                "rows": rows,
+                "natural_accuracy": scores["natural_accuracy"],
+                "rows": [
+                    {"eps": r.eps, "certified": r.reference.value, "certified_all": r.all.value} for r in total.rows
+                ],
+                "intervals": "95%: Wilson score intervals for accuracies, normal (CLT) interval for the soft score",
+                "results": [{"subset": name, **s.to_dict()} for name, s in parts],
+                "paper": paper or None,
+                "plot": plot,
                 "seconds": seconds,
             },
-            args.json,
+            json_path,
         )
-        print(f"wrote {args.json}")
+        print(f"wrote {json_path}" + (f" and {plot}" if plot else ""))
     return 0

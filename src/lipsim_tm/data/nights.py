@@ -63,7 +63,9 @@ class NightsDataset(Dataset):
             raise FileNotFoundError(f"NIGHTS index not found: {index} (root must be the folder holding data.csv)")
         self.rows = self._read_index(index, split, min_votes)
 
-    def _read_index(self, index: Path, split: str, min_votes: int) -> list[tuple[Path, Path, Path, float, str]]:
+    def _read_index(
+        self, index: Path, split: str, min_votes: int
+    ) -> list[tuple[Path, Path, Path, float, str, str | None]]:
         with index.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
@@ -84,29 +86,35 @@ class NightsDataset(Dataset):
                     raise ValueError(f"{source}: votes and {p_column} must be numbers ({error})") from error
                 if votes < min_votes or row["split"] != base_split:
                     continue
+                imagenet = None if "is_imagenet" not in row else _parse_bool(row["is_imagenet"], source=source)
                 if split in ("test_imagenet", "test_no_imagenet"):
-                    if "is_imagenet" not in row:
+                    if imagenet is None:
                         raise ValueError(f"{index}: split {split!r} needs an is_imagenet column")
-                    if _parse_bool(row["is_imagenet"], source=source) != (split == "test_imagenet"):
+                    if imagenet != (split == "test_imagenet"):
                         continue
                 if not 0.0 <= p <= 1.0:
                     raise ValueError(f"{source}: {p_column} must be in [0, 1], got {p}")
                 columns = ("ref_path", "left_path", "right_path")
                 paths = tuple(safe_join(self.root, row[c], source=source) for c in columns)
-                rows.append((*paths, p, row.get("id", str(line))))
+                subset = None if imagenet is None else ("imagenet" if imagenet else "no_imagenet")
+                rows.append((*paths, p, row.get("id", str(line)), subset))
         return rows
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        ref, left, right, p, _ = self.rows[index]
+        ref, left, right, p, _, _ = self.rows[index]
         size = self.image_size
         return load_image(ref, size), load_image(left, size), load_image(right, size), torch.tensor(p)
 
     def triplet_id(self, index: int) -> str:
         """The ``id`` column of row ``index`` (after filtering)."""
         return self.rows[index][4]
+
+    def subset(self, index: int) -> str | None:
+        """``"imagenet"`` or ``"no_imagenet"`` (the ``is_imagenet`` column) of row ``index``; None without it."""
+        return self.rows[index][5]
 
 
 __all__ = ["NIGHTS_SPLITS", "NightsDataset"]

@@ -135,6 +135,35 @@ class LipSimMetricBase(Metric):
             backbone, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
         )
 
+    def merge(self, *others: LipSimMetricBase) -> LipSimMetricBase:
+        """Add the states of ``others`` (same class and settings, evaluated on other data) to this metric's;
+        returns ``self``. Sums add and per-sample lists concatenate, so the result equals one metric updated with
+        all the data (e.g. a whole dataset from its subsets, counts weighted by size). ``others`` are unchanged."""
+        for other in others:
+            if type(other) is not type(self) or other._settings() != self._settings():
+                raise ValueError(f"merge needs metrics of the same class and settings: {self!r} and {other!r} differ")
+        for name in self._defaults:
+            for other in others:
+                mine, theirs = getattr(self, name), getattr(other, name)
+                if isinstance(mine, list):
+                    setattr(self, name, [*mine, *(t.to(mine[0].device if mine else t.device) for t in theirs)])
+                else:
+                    setattr(self, name, mine + theirs.to(mine.device))
+        self._update_count += sum(other._update_count for other in others)
+        self._computed = None
+        return self
+
+    def _settings(self) -> tuple[object, ...]:
+        """What must agree for :meth:`merge`: everything that shapes a state's meaning."""
+        return (
+            self.extra_repr(),
+            self.prep,
+            getattr(self, "epsilons", None),
+            getattr(self, "reduction", None),
+            getattr(self, "certify_eps", None),
+            getattr(self, "perturbed", None),
+        )
+
     def _add_views(self, keys: tuple[str, ...]) -> None:
         """Register a :class:`~lipsim_tm.metrics.views.ResultView` per scalar entry of ``compute()`` (see
         :meth:`loggable`); registered at construction, so a ``LightningModule`` finds them among its modules."""

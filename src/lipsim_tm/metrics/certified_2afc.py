@@ -10,10 +10,12 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.functional.certificates import PAPER_EPSILONS, certify_triplets, check_certificate
+from lipsim_tm.functional.confidence import mean_interval, wilson
 from lipsim_tm.functional.distance import check_distance, distance_from_embeddings
 from lipsim_tm.functional.normalization import apply_normalization, check_normalization
 from lipsim_tm.functional.preprocessing import DataRange
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
+from lipsim_tm.metrics.summary import CertifiedRow, TwoAFCSummary
 from lipsim_tm.models.weights import Weights
 
 PER_SAMPLE_KEYS: tuple[str, ...] = ("d0", "d1", "target", "radius_reference", "radius_all")
@@ -28,8 +30,12 @@ class Certified2AFCAccuracy(LipSimMetricBase):
 
     ``compute()`` returns a dict of scalars:
 
-    - ``"2afc"``: natural 2AFC score, mean of ``p`` when the metric prefers ``img1`` (``d1 < d0``),
-      ``1 - p`` when it prefers ``img0``, ``0.5`` on a tie (the LPIPS/DreamSim convention).
+    - ``"2afc"``: the soft 2AFC score over all triplets, mean of ``p`` when the metric prefers ``img1``
+      (``d1 < d0``), ``1 - p`` when it prefers ``img0``, ``0.5`` on a tie (the LPIPS/DreamSim convention).
+    - ``"natural_accuracy"``: the hard natural accuracy, the fraction of the triplets with ``target != 0.5``
+      where the metric prefers the image most people chose (``round(target)``; ties count as wrong). This is
+      the certified accuracies' own population and rule, so each of them is at most this number (compare
+      certified accuracies with it, not with the soft score).
     - ``"certified_2afc@<eps>"`` for each ``eps`` of ``epsilons`` (key formatted with ``:.4g``): the
       fraction of triplets that are predicted correctly (the metric prefers the image most people
       chose) AND whose reference-only radius exceeds ``eps``: no l2 perturbation of the reference of
@@ -113,14 +119,16 @@ class Certified2AFCAccuracy(LipSimMetricBase):
             raise ValueError(f"epsilons must differ in their first 4 significant digits, got {self.epsilons}")
         zero, zeros = torch.tensor(0.0, dtype=torch.float64), torch.zeros(len(self.epsilons), dtype=torch.float64)
         self.add_state("score_sum", zero.clone(), dist_reduce_fx="sum")
+        self.add_state("score_sq_sum", zero.clone(), dist_reduce_fx="sum")
         self.add_state("total", zero.clone(), dist_reduce_fx="sum")
         self.add_state("decided_total", zero.clone(), dist_reduce_fx="sum")
+        self.add_state("correct_total", zero.clone(), dist_reduce_fx="sum")
         self.add_state("certified_reference", zeros.clone(), dist_reduce_fx="sum")
         self.add_state("certified_all", zeros.clone(), dist_reduce_fx="sum")
         if per_sample:
             for key in PER_SAMPLE_KEYS:
                 self.add_state(key, [], dist_reduce_fx="cat")
-        self._add_views(("2afc", *self.keys, *self.keys_all))
+        self._add_views(("2afc", "natural_accuracy", *self.keys, *self.keys_all))
 
     def update(self, ref: Tensor, img0: Tensor, img1: Tensor, target: Tensor) -> None:
         """Add triplets; bad input raises and leaves the state unchanged."""
@@ -144,8 +152,10 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         correct = decided & ~tie & (prefers == (p > 0.5))
         eps = self._epsilons_on(ref.device)
         self.score_sum = self.score_sum + score.sum()
+        self.score_sq_sum = self.score_sq_sum + score.pow(2).sum()
         self.total = self.total + p.shape[0]
         self.decided_total = self.decided_total + decided.sum()
+        self.correct_total = self.correct_total + correct.sum()
         self.certified_reference = self.certified_reference + (correct[:, None] & (radius_ref[:, None] > eps)).sum(0)
         self.certified_all = self.certified_all + (correct[:, None] & (radius_all[:, None] > eps)).sum(0)
         if self.per_sample:
@@ -165,8 +175,12 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         return f"certificate={self.certificate!r}, normalization={self.normalization!r}, distance={self.distance!r}"
 
     def compute(self) -> dict[str, Tensor]:
-        """``{"2afc", "certified_2afc@<eps>"..., "certified_2afc_all@<eps>"...}`` (see the class docstring)."""
-        result = {"2afc": (self.score_sum / self.total).float()}
+        """``{"2afc", "natural_accuracy", "certified_2afc@<eps>"..., "certified_2afc_all@<eps>"...}`` (see the class
+        docstring)."""
+        result = {
+            "2afc": (self.score_sum / self.total).float(),
+            "natural_accuracy": (self.correct_total / self.decided_total).float(),
+        }
         reference = (self.certified_reference / self.decided_total).float()
         everything = (self.certified_all / self.decided_total).float()
         result.update({key: reference[i] for i, key in enumerate(self.keys)})
@@ -175,6 +189,25 @@ class Certified2AFCAccuracy(LipSimMetricBase):
             for key in PER_SAMPLE_KEYS:
                 result[key] = cat_state(getattr(self, key), self.total.device)
         return result
+
+    def summary(self) -> TwoAFCSummary:
+        """Counts, rates and 95% intervals of every number of :meth:`compute` (:class:`TwoAFCSummary`), synced
+        across processes like ``compute()``: Wilson intervals for the accuracies, a normal one for the score."""
+        with self.sync_context():
+            decided = round(float(self.decided_total))
+            reference, everything = self.certified_reference.tolist(), self.certified_all.tolist()
+            rows = tuple(
+                CertifiedRow(eps, wilson(reference[i], decided), wilson(everything[i], decided))
+                for i, eps in enumerate(self.epsilons)
+            )
+            total = round(float(self.total))
+            return TwoAFCSummary(
+                triplets=total,
+                decided=decided,
+                score=mean_interval(float(self.score_sum), float(self.score_sq_sum), total),
+                natural=wilson(float(self.correct_total), decided),
+                rows=rows,
+            )
 
 
 def _check_epsilons(epsilons: Sequence[float] | None, span: float) -> tuple[float, ...]:

@@ -77,6 +77,7 @@ def test_demo_numbers_match_the_metric_run_directly(demo):
         metric.update(*batch)
         expected = metric.compute()
         assert two_afc["natural_2afc"] == pytest.approx(float(expected["2afc"]), abs=1e-6)
+        assert two_afc["natural_accuracy"] == pytest.approx(float(expected["natural_accuracy"]), abs=1e-6)
         for eps in PAPER_EPSILONS:
             got = two_afc["rules"][rule]["certified_reference"][f"{eps:.6g}"]
             assert got == pytest.approx(float(expected[f"certified_2afc@{eps:.4g}"]), abs=1e-6)
@@ -94,7 +95,7 @@ def test_certified_curves_fall_with_eps_and_norm_aware_dominates(demo):
     for rule in ("plain", "norm_aware"):
         curve = [rules[rule]["certified_reference"][f"{e:.6g}"] for e in eps]
         assert all(b <= a for a, b in itertools.pairwise(curve))
-        assert curve[0] <= report["two_afc"]["natural_2afc"]
+        assert curve[0] <= report["two_afc"]["natural_accuracy"]  # no certified accuracy above the natural one
     for e in eps:
         key = f"{e:.6g}"
         assert rules["norm_aware"]["certified_reference"][key] >= rules["plain"]["certified_reference"][key]
@@ -126,7 +127,9 @@ def test_severity_distances_and_intervals_match_the_functional_api(demo):
 
 def test_demo_prints_the_table_and_progress(demo):
     out, stdout, stderr, report = demo
-    assert f"natural 2AFC accuracy: {report['two_afc']['natural_2afc']:.3f}" in stdout
+    assert f"2AFC score (soft, all triplets): {report['two_afc']['natural_2afc']:.3f}" in stdout
+    assert f"natural accuracy (hard, {report['two_afc']['summary']['decided']} decided" in stdout
+    assert f"{report['two_afc']['natural_accuracy']:.3f} [95%: " in stdout
     for eps in ("0.1412 (36/255)", "0.2824 (72/255)", "0.4235 (108/255)"):
         assert eps in stdout
     assert "median certified radius" in stdout

@@ -67,7 +67,17 @@ def test_json_and_table(report, tmp_path):
     data = json.loads(path.read_text())
     assert data == report.to_dict()
     keys = {"triplets", "decided", "natural", "score_2afc", "rows", "attack", "certificate", "normalization"}
-    assert set(data) == keys
+    assert set(data) == {*keys, "intervals"}
+    natural = data["intervals"]["natural"]
+    assert natural["value"] == pytest.approx(report.natural)
+    assert natural["low"] <= report.natural <= natural["high"]
+    assert natural["total"] == report.decided
+    for row, interval in zip(data["rows"], data["intervals"]["rows"], strict=True):
+        assert interval["eps"] == row["eps"]
+        for key in ("certified", "empirical", "certified_all", "empirical_all"):
+            assert interval[key]["value"] == pytest.approx(row[key])
+            assert interval[key]["low"] <= row[key] <= interval[key]["high"]
+    assert data["intervals"]["score_2afc"]["value"] == pytest.approx(report.score_2afc, rel=1e-6)
     assert (data["certificate"], data["normalization"]) == ("norm_aware", "augment")
     assert data["attack"] == {"method": "apgd", "steps": 10, "restarts": 1, "norm": "l2", "seed": 0}
     assert [r["eps"] for r in data["rows"]] == sorted(EPSILONS)

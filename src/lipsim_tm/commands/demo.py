@@ -111,6 +111,8 @@ def _two_afc_part(
         "seed": seed,
         "photos": [p.name for p in photos],
         "natural_2afc": float(results["plain"]["2afc"]),
+        "natural_accuracy": float(results["plain"]["natural_accuracy"]),
+        "summary": metrics["plain"].summary().to_dict(),
         "epsilons": epsilons,
         "rules": rules,
     }
@@ -222,9 +224,10 @@ def _plot(two_afc: dict[str, Any], path: Path, triplets: int) -> None:
     """Draw certified accuracy against eps for both rules at ``path``; without matplotlib say what to install."""
     from lipsim_tm.plotting import MATPLOTLIB_MISSING, Series, line_plot
 
-    eps = two_afc["epsilons"]
+    eps = [0.0, *(e for e in two_afc["epsilons"] if e > 0)]
+    natural = two_afc["natural_accuracy"]  # the eps = 0 point: certified accuracy's own population and rule
     series = [
-        Series(label, [two_afc["rules"][rule]["certified_reference"][f"{e:.6g}"] for e in eps], dashed=True)
+        Series(label, [natural, *(two_afc["rules"][rule]["certified_reference"][f"{e:.6g}"] for e in eps[1:])], True)
         for rule, label in RULES.items()
     ]
     try:
@@ -234,10 +237,14 @@ def _plot(two_afc: dict[str, Any], path: Path, triplets: int) -> None:
             series,
             title=f"LipSim certified 2AFC accuracy ({triplets} synthetic triplets, reference perturbed)",
             x_label="eps: l2 budget of the reference perturbation (pixels in [0, 1])",
-            y_label="certified accuracy",
+            y_label="certified accuracy (eps = 0: natural accuracy)",
         )
     except ImportError:
         print(MATPLOTLIB_MISSING, file=sys.stderr)
+
+
+def _interval(estimate: dict[str, Any]) -> str:
+    return "n/a" if estimate["low"] is None else f"{estimate['low']:.3f}, {estimate['high']:.3f}"
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -249,7 +256,9 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"LipSim demo (weights: {report['weights']}): {two_afc['triplets']} same-family synthetic triplets"
         f" ({two_afc['crop_size']}x{two_afc['crop_size']} crops of {', '.join(two_afc['photos'])})",
-        f"natural 2AFC accuracy: {two_afc['natural_2afc']:.3f}",
+        f"2AFC score (soft, all triplets): {two_afc['natural_2afc']:.3f}",
+        f"natural accuracy (hard, {two_afc['summary']['decided']} decided triplets; compare certified with this):"
+        f" {two_afc['natural_accuracy']:.3f} [95%: {_interval(two_afc['summary']['natural_accuracy'])}]",
         "certified 2AFC accuracy, reference perturbed by l2 <= eps (pixels in [0, 1]):",
         f"  {'eps':<16}{'plain':>8}{'norm-aware':>12}",
     ]

@@ -42,7 +42,8 @@ def wilson(successes: float, total: int, z: float = Z95) -> Estimate:
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), successes, total)
+    # The interval always holds p; min/max keep that exact where rounding would put an end past it (k = 0, n).
+    return Estimate(p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)), successes, total)
 
 
 def mean_interval(total_sum: float, sum_of_squares: float, total: int, z: float = Z95) -> Estimate:

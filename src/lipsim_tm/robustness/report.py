@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from lipsim_tm.attacks import METHODS, attack_2afc
 from lipsim_tm.functional import lipsim_distance
+from lipsim_tm.functional.confidence import wilson
 from lipsim_tm.models.weights import Weights
 from lipsim_tm.robustness.decide import prefers_img1
 
@@ -49,6 +50,8 @@ class RobustnessReport:
         rows: one :class:`RobustnessRow` per budget, in increasing ``eps``.
         attack: the attack's settings; certificate, normalization: the certificate rule and embedding
             normalisation evaluated.
+        intervals: 95% intervals of every number (Wilson for the accuracies, normal for the soft score; see
+            :mod:`lipsim_tm.functional.confidence`), with counts.
     """
 
     triplets: int
@@ -59,6 +62,7 @@ class RobustnessReport:
     attack: dict[str, object] = field(default_factory=dict)
     certificate: str = "norm_aware"
     normalization: str = "augment"
+    intervals: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-serialisable dict (NaN written as ``null``)."""
@@ -75,9 +79,11 @@ class RobustnessReport:
 
     def table(self) -> str:
         """The report as a fixed-width text table (percentages)."""
+        natural, score = self.intervals.get("natural", {}), self.intervals.get("score_2afc", {})
         lines = [
-            f"triplets: {self.triplets} (decided: {self.decided}); natural accuracy {_pct(self.natural)};"
-            f" 2AFC score {_pct(self.score_2afc)}; normalization {self.normalization}, certificate {self.certificate}",
+            f"triplets: {self.triplets} (decided: {self.decided}); natural accuracy {_pct(self.natural)}"
+            f"{_ci(natural)}; 2AFC score (soft) {_pct(self.score_2afc)}{_ci(score)};"
+            f" normalization {self.normalization}, certificate {self.certificate}",
             f"attack: {', '.join(f'{k}={v}' for k, v in self.attack.items())}",
             f"{'eps (l2)':>10} {'certified':>10} {'empirical':>10} {'cert. all':>10} {'emp. all':>10}",
         ]
@@ -85,6 +91,11 @@ class RobustnessReport:
             values = (row.certified, row.empirical, row.certified_all, row.empirical_all)
             lines.append(f"{row.eps:>10.4f} " + " ".join(f"{_pct(v):>10}" for v in values))
         return "\n".join(lines)
+
+
+def _ci(estimate: dict[str, object]) -> str:
+    low, high = estimate.get("low"), estimate.get("high")
+    return "" if low is None or high is None else f" [95%: {_pct(low)}, {_pct(high)}]"
 
 
 def _finite(value: float | None) -> float | None:
@@ -214,7 +225,20 @@ def robustness_report(
         )
         for k, eps in enumerate(eps_values)
     )
+    counts = {"certified": certified["reference"], "empirical": robust["reference"], "certified_all": certified["all"]}
+    if attack_all:
+        counts["empirical_all"] = robust["all"]
+    intervals = {
+        "method": "95%: Wilson score intervals for accuracies, normal (CLT) interval for the soft 2AFC score",
+        "natural": wilson(natural, decided).to_dict(),
+        "score_2afc": metric.summary().score.to_dict(),
+        "rows": [
+            {"eps": eps, **{key: wilson(float(values[k]), decided).to_dict() for key, values in counts.items()}}
+            for k, eps in enumerate(eps_values)
+        ],
+    }
     return RobustnessReport(
+        intervals=intervals,
         triplets=len(dataset),
         decided=decided,
         natural=natural / decided if decided else math.nan,

@@ -128,7 +128,15 @@ def test_severity_distances_and_intervals_match_the_functional_api(demo):
 def test_demo_prints_the_table_and_progress(demo):
     out, stdout, stderr, report = demo
     assert f"2AFC score (soft, all triplets): {report['two_afc']['natural_2afc']:.3f}" in stdout
-    assert f"natural accuracy (hard, {report['two_afc']['summary']['decided']} decided" in stdout
+    assert f"natural accuracy (hard, {report['two_afc']['summary']['plain']['decided']} decided" in stdout
+    for rule in ("plain", "norm_aware"):
+        summary = report["two_afc"]["summary"][rule]
+        assert summary["natural_accuracy"]["value"] == pytest.approx(report["two_afc"]["natural_accuracy"])
+        for row in summary["certified"]:
+            key = f"{row['eps']:.6g}"
+            assert row["reference"]["value"] == pytest.approx(
+                report["two_afc"]["rules"][rule]["certified_reference"][key]
+            )
     assert f"{report['two_afc']['natural_accuracy']:.3f} [95%: " in stdout
     for eps in ("0.1412 (36/255)", "0.2824 (72/255)", "0.4235 (108/255)"):
         assert eps in stdout

@@ -112,7 +112,7 @@ def _two_afc_part(
         "photos": [p.name for p in photos],
         "natural_2afc": float(results["plain"]["2afc"]),
         "natural_accuracy": float(results["plain"]["natural_accuracy"]),
-        "summary": metrics["plain"].summary().to_dict(),
+        "summary": {rule: metrics[rule].summary().to_dict() for rule in RULES},  # counts and 95% intervals
         "epsilons": epsilons,
         "rules": rules,
     }
@@ -252,13 +252,14 @@ def format_table(report: dict[str, Any]) -> str:
     from lipsim_tm.functional.certificates import PAPER_EPSILONS
 
     two_afc, severity = report["two_afc"], report["severity"]
+    counts = two_afc["summary"]["plain"]
     rules = two_afc["rules"]
     lines = [
         f"LipSim demo (weights: {report['weights']}): {two_afc['triplets']} same-family synthetic triplets"
         f" ({two_afc['crop_size']}x{two_afc['crop_size']} crops of {', '.join(two_afc['photos'])})",
         f"2AFC score (soft, all triplets): {two_afc['natural_2afc']:.3f}",
-        f"natural accuracy (hard, {two_afc['summary']['decided']} decided triplets; compare certified with this):"
-        f" {two_afc['natural_accuracy']:.3f} [95%: {_interval(two_afc['summary']['natural_accuracy'])}]",
+        f"natural accuracy (hard, {counts['decided']} decided triplets; compare certified with this):"
+        f" {two_afc['natural_accuracy']:.3f} [95%: {_interval(counts['natural_accuracy'])}]",
         "certified 2AFC accuracy, reference perturbed by l2 <= eps (pixels in [0, 1]):",
         f"  {'eps':<16}{'plain':>8}{'norm-aware':>12}",
     ]

@@ -52,9 +52,9 @@ def _add_common(parser: argparse.ArgumentParser, cls: type[TrainConfig]) -> None
     run.add_argument("--output-dir", required=True, help="folder for checkpoints/, log.csv, eval.csv and export.pt")
     run.add_argument(
         "--model",
-        default=d("model"),
-        help="student architecture: a named LipSim configuration "
-        "(small, medium, large, xlarge, tiny32, tiny64) (default: %(default)s)",
+        default=None,
+        help="student architecture: a named LipSim configuration (small, medium, large, xlarge, tiny32, tiny64)"
+        f" (default: the architecture of --init-from, else {d('model')})",
     )
     run.add_argument(
         "--set-model",
@@ -68,15 +68,29 @@ def _add_common(parser: argparse.ArgumentParser, cls: type[TrainConfig]) -> None
     run.add_argument(
         "--init-from",
         default=None,
-        help="start from these weights (an export or an official "
-        "checkpoint) instead of a fresh initialisation; its architecture must equal --model's",
+        help="start from these weights (an export, an official checkpoint or a registered name such as 'default')"
+        " instead of a fresh initialisation; it supplies the architecture unless --model is given (then they must"
+        " agree)",
     )
     run.add_argument(
         "--resume",
         default=None,
         metavar="latest|auto|PATH",
         help="continue from a training checkpoint: 'latest' (the newest in --output-dir, error if "
-        "none), 'auto' (the newest if any, else start fresh) or a checkpoint file",
+        "none), 'auto' (the newest if any, else start fresh) or a checkpoint file; every setting that shapes "
+        "training must equal the checkpoint's (see --allow-changed-settings)",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --output-dir that holds an earlier run, after moving that run aside to "
+        "OUTPUT_DIR.previous-<UTC time> (nothing is deleted); without it such a folder is refused",
+    )
+    run.add_argument(
+        "--allow-changed-settings",
+        action="store_true",
+        help="with --resume: train on with settings that differ from the checkpoint's (lr, schedule, batch size, "
+        "...); the new values apply from the resumed step and the changes are recorded in the export",
     )
     run.add_argument(
         "--seed",
@@ -104,7 +118,12 @@ def _add_common(parser: argparse.ArgumentParser, cls: type[TrainConfig]) -> None
         "1 is often several times faster, see benchmarks/RESULTS-training.md)",
     )
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=d("epochs"), help="passes over the data (default: %(default)s)")
+    opt.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"passes over the data (default: {d('epochs')}, or as many as --max-steps needs when it is given)",
+    )
     opt.add_argument(
         "--max-steps",
         type=int,
@@ -172,23 +191,45 @@ def _add_common(parser: argparse.ArgumentParser, cls: type[TrainConfig]) -> None
     out.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
 
 
-def _common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def _architecture(args: argparse.Namespace, cls: type[TrainConfig]) -> tuple[str, dict[str, Any]]:
+    """``(model, model_overrides)``: as given, or (no ``--model``) the architecture of ``--init-from``."""
+    overrides = dict(args.set_model)
+    if args.model is not None or args.init_from is None:
+        return args.model or _default(cls, "model"), overrides
+    from lipsim_tm.models.checkpoints.export import config_to_dict
+    from lipsim_tm.models.weights import load_backbone
+
+    fields = config_to_dict(load_backbone(args.init_from).config)
+    return _default(cls, "model"), {**fields, **overrides}
+
+
+def _epochs(args: argparse.Namespace, cls: type[TrainConfig]) -> int:
+    """``--epochs``, or without it: enough for ``--max-steps`` (one step per epoch at least), else the default."""
+    if args.epochs is not None:
+        return args.epochs
+    return max(args.max_steps, 1) if args.max_steps is not None else _default(cls, "epochs")
+
+
+def _common_kwargs(args: argparse.Namespace, cls: type[TrainConfig]) -> dict[str, Any]:
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)
+    model, overrides = _architecture(args, cls)
     return {
         "output_dir": args.output_dir,
-        "model": args.model,
-        "model_overrides": dict(args.set_model),
+        "model": model,
+        "model_overrides": overrides,
         "init_from": args.init_from,
         "resume": args.resume,
+        "overwrite": args.overwrite,
+        "allow_changed_settings": args.allow_changed_settings,
         "seed": args.seed,
         "device": args.device,
         "num_workers": args.num_workers,
-        "epochs": args.epochs,
+        "epochs": _epochs(args, cls),
         "max_steps": args.max_steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
@@ -373,7 +414,7 @@ def run_distill_command(args: argparse.Namespace) -> int:
     from lipsim_tm.training.distributed import shutdown_distributed
 
     config = DistillConfig(
-        **_common_kwargs(args),
+        **_common_kwargs(args, DistillConfig),
         data_dir=args.data_dir,
         teacher_id=args.teacher_id,
         teacher_cache=args.teacher_cache,
@@ -398,7 +439,7 @@ def run_finetune_command(args: argparse.Namespace) -> int:
     from lipsim_tm.training.finetune import run_finetune
 
     config = FinetuneConfig(
-        **_common_kwargs(args),
+        **_common_kwargs(args, FinetuneConfig),
         dataset=args.dataset,
         data_dir=args.data_dir,
         train_split=args.train_split,
@@ -426,9 +467,15 @@ def run_finetune_command(args: argparse.Namespace) -> int:
 
 
 def _report(result: Any) -> int:
+    """One line from rank 0 (the others stay silent); exit code 130 when interrupted."""
     if result.interrupted:
-        print(f"interrupted at step {result.step}; checkpoint: {result.last_checkpoint}")
+        if result.is_main:
+            print(f"interrupted at step {result.step}; checkpoint: {result.last_checkpoint}")
         return 130
-    if result.export_path is not None:
+    if not result.is_main:
+        return 0
+    if result.resumed_complete:
+        print(f"nothing to train: the run is complete at step {result.step}; its export is unchanged")
+    elif result.export_path is not None:
         print(f"done: {result.step} steps; export {result.export_path} sha256={result.export_sha256}")
     return 0

@@ -8,8 +8,9 @@ the metrics and the loss hold, and its optional ``torch.compile``).
 """
 
 from lipsim_tm.models.backbone import NAMED_CONFIGS, LipSimBackbone, LipSimConfig
-from lipsim_tm.models.checkpoints import load_backbone, load_export, load_official_checkpoint, save_export
+from lipsim_tm.models.checkpoints import load_export, load_official_checkpoint, save_export
 from lipsim_tm.models.registry import WeightsNotFoundError, describe_weights
+from lipsim_tm.models.weights import load_backbone
 
 __all__ = [
     "NAMED_CONFIGS",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlencode, urljoin
 
-from lipsim_tm.models.checkpoints.io import file_sha256
+from lipsim_tm.models.checkpoints.io import default_file_mode, file_sha256
 
 #: Environment variable that overrides the cache folder.
 CACHE_ENV = "LIPSIM_CACHE_DIR"
@@ -179,6 +179,7 @@ def _write(response: IO[bytes], path: Path, *, sha256: str | None, show: bool, s
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        os.fchmod(fd, default_file_mode())  # a downloaded file reads like any other, not mkstemp's 0o600
         with os.fdopen(fd, "wb") as f:
             received, shown = 0, 0.0
             while chunk := response.read(_CHUNK):

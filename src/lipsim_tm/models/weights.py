@@ -23,12 +23,13 @@ from __future__ import annotations
 import copy
 import os
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from lipsim_tm.models import registry
-from lipsim_tm.models.backbone import NAMED_CONFIGS, LipSimBackbone
+from lipsim_tm.models.backbone import NAMED_CONFIGS, LipSimBackbone, LipSimConfig, resolve_config
 
 DEFAULT_WEIGHTS = "default"
 RANDOM_PREFIX = "random:"
@@ -129,6 +130,26 @@ def resolve_backbone(weights: Weights) -> LipSimBackbone:
     return load_backbone(value, map_location="cpu")
 
 
+def load_backbone(
+    source: str | os.PathLike[str] | Mapping[str, object],
+    *,
+    config: str | LipSimConfig | None = None,
+    map_location: str | torch.device = "cpu",
+) -> LipSimBackbone:
+    """A :class:`LipSimBackbone` in eval mode from a registered name (``"default"``, ``"lipsim-margin0.5"``, ...;
+    see :func:`~lipsim_tm.models.registry.describe_weights`), an export or official checkpoint file, or an
+    already loaded dict (see :func:`lipsim_tm.models.checkpoints.load_backbone` for files and dicts).
+    ``config`` must equal a registered model's own architecture when given."""
+    from lipsim_tm.models.checkpoints import load_backbone as load_file
+
+    if isinstance(source, str) and source in registry.REGISTRY:
+        backbone = _load_registered(source)
+        if config is not None and resolve_config(config) != backbone.config:
+            raise ValueError(f"weights={source!r} has config {backbone.config}, not config={resolve_config(config)}")
+        return backbone.to(map_location).eval()
+    return load_file(source, config=config, map_location=map_location)
+
+
 def _cache_key(weights: Weights) -> tuple:
     """``("random", config)``, ``("registered", name, path, mtime, size)`` or ``("file", path, mtime, size)``;
     a registered file not yet in the cache is downloaded here."""
@@ -176,4 +197,12 @@ def clear_backbone_cache() -> None:
     _CACHE.clear()
 
 
-__all__ = ["DEFAULT_WEIGHTS", "RANDOM_SEED", "Weights", "cached_backbone", "clear_backbone_cache", "resolve_backbone"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "RANDOM_SEED",
+    "Weights",
+    "cached_backbone",
+    "clear_backbone_cache",
+    "load_backbone",
+    "resolve_backbone",
+]

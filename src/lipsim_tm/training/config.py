@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from lipsim_tm.data.distortions import DISTORTION_FAMILIES
 from lipsim_tm.data.image_folder import CROP_MODES
@@ -19,6 +19,25 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 DTYPES: tuple[str, ...] = ("float32", "float64")
 DISTILL_LOSSES: tuple[str, ...] = ("rmse", "cosine")
 FINETUNE_DATASETS: tuple[str, ...] = ("nights", "bapps", "synthetic")
+#: Settings that may change between a run and its resumption without changing what is trained: where files go,
+#: how progress is shown and logged, data-loading workers, the device, evaluation batching and the teacher cache.
+UNSHAPING_SETTINGS: frozenset[str] = frozenset(
+    {
+        "output_dir",
+        "resume",
+        "overwrite",
+        "allow_changed_settings",
+        "progress",
+        "num_workers",
+        "device",
+        "log_every",
+        "checkpoint_every",
+        "keep_last",
+        "eval_batch_size",
+        "teacher_cache",
+        "cache_images",
+    }
+)
 CERTIFIED_RADII: tuple[float, ...] = (36 / 255, 72 / 255, 108 / 255)
 
 
@@ -47,6 +66,9 @@ def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 class TrainConfig:
     """Fields shared by every training run (see ``lipsim train ... --help`` for each one's meaning)."""
 
+    #: The stage's name: the progress label and the export's training kind.
+    stage: ClassVar[str] = "train"
+
     output_dir: str
     model: str = "small"
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +91,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_last: int = 3
     resume: str | None = None
+    overwrite: bool = False
+    allow_changed_settings: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -107,6 +131,11 @@ class TrainConfig:
         _positive_int("log_every", self.log_every)
         _positive_int("checkpoint_every", self.checkpoint_every)
         _positive_int("keep_last", self.keep_last)
+        for name in ("overwrite", "allow_changed_settings", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.overwrite and self.resume is not None:
+            raise ValueError("overwrite=True starts afresh and cannot be combined with resume")
 
     def model_config(self) -> LipSimConfig:
         """The student's architecture: the named configuration with ``model_overrides`` applied."""
@@ -137,6 +166,8 @@ class DistillConfig(TrainConfig):
     Defaults are the official recipe: Adam lr 0.01, betas (0.5, 0.9), 2000 warm-up steps then
     cosine, global batch 512, 40 epochs, RMSE loss on the plain and jittered views.
     """
+
+    stage: ClassVar[str] = "distill"
 
     data_dir: str
     lr: float = 0.01
@@ -176,6 +207,8 @@ class FinetuneConfig(TrainConfig):
     ``norm_weight * mean(relu(norm_floor - ||f(x)||))`` is added to the loss when ``norm_weight > 0``:
     hinge-only training shrinks the embedding norms, and with them the norm-aware certificates.
     """
+
+    stage: ClassVar[str] = "finetune"
 
     dataset: str
     data_dir: str
@@ -241,6 +274,7 @@ __all__ = [
     "DTYPES",
     "FINETUNE_DATASETS",
     "PRECISIONS",
+    "UNSHAPING_SETTINGS",
     "DistillConfig",
     "FinetuneConfig",
     "TrainConfig",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -81,27 +82,56 @@ class DistillStep:
 
 
 def load_teacher(spec: str) -> tuple[Teacher, str]:
-    """A teacher and its id from ``"export:PATH"`` (a LipSim export/checkpoint) or ``"package.module:factory"``.
+    """A teacher and its id from ``"export:PATH|NAME"`` (a LipSim export/checkpoint, or a registered weights name
+    such as ``default``) or ``"package.module:factory"``.
 
-    A factory is called with no arguments and must return the teacher (a module or function that
-    maps ``(N, 3, S, S)`` images in [0, 1] to ``(N, D)`` embeddings). The id is ``spec`` itself,
-    plus the file's sha256 for exports.
+    A factory is called with no arguments and must return the teacher (a module or function that maps
+    ``(N, 3, S, S)`` images in [0, 1] to ``(N, D)`` embeddings). The id keys the teacher-embedding cache, so it
+    changes whenever the teacher does: for exports the weights' sha256; for a factory the spec, the sha256 of
+    the factory module's source file (code identity) and, for an ``nn.Module`` teacher, the sha256 of its state
+    dict (weights). A function teacher's weights cannot be read: name its version with ``--teacher-id``.
     """
     if not isinstance(spec, str) or ":" not in spec:
         raise ValueError(f"teacher must be 'export:PATH' or 'package.module:factory', got {spec!r}")
     kind, _, rest = spec.partition(":")
     if kind == "export":
-        from lipsim_tm.models.checkpoints import file_sha256, load_backbone
+        from lipsim_tm.models.checkpoints import state_dict_sha256
+        from lipsim_tm.models.weights import load_backbone
 
-        return load_backbone(rest).requires_grad_(False), f"export:{file_sha256(rest)}"
+        teacher = load_backbone(rest).requires_grad_(False)
+        return teacher, f"export:{state_dict_sha256(teacher.state_dict())}"
     try:
-        factory = getattr(importlib.import_module(kind), rest)
+        module = importlib.import_module(kind)
+        factory = getattr(module, rest)
+    except ModuleNotFoundError as error:
+        hint = ""
+        top = kind.partition(".")[0]
+        if error.name == top and (Path(top).is_dir() or Path(f"{top}.py").is_file()):
+            hint = (
+                f"; {top!r} is in the current folder, which the lipsim command does not search:"
+                " run with PYTHONPATH=. (or python -m lipsim_tm.cli)"
+            )
+        raise ValueError(f"cannot import teacher factory {spec!r}: {error}{hint}") from error
     except (ImportError, AttributeError) as error:
         raise ValueError(f"cannot import teacher factory {spec!r}: {error}") from error
     teacher = factory()
     if not callable(teacher):
         raise TypeError(f"teacher factory {spec!r} returned a non-callable {type(teacher).__name__}")
-    return teacher, spec
+    return teacher, teacher_identity(spec, teacher, module)
+
+
+def teacher_identity(spec: str, teacher: Teacher, module: Any) -> str:
+    """``spec|code:<sha256 of the factory module's file>|weights:<sha256 of the state dict>`` (weights for
+    ``nn.Module`` teachers only): the cache key changes with the teacher's code or weights."""
+    from lipsim_tm.models.checkpoints import file_sha256, state_dict_sha256
+
+    parts = [spec]
+    source = getattr(module, "__file__", None)
+    if source is not None and Path(source).is_file():
+        parts.append(f"code:{file_sha256(source)}")
+    if isinstance(teacher, nn.Module):
+        parts.append(f"weights:{state_dict_sha256(teacher.state_dict())}")
+    return "|".join(parts)
 
 
 def run_distill(

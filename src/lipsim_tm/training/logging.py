@@ -1,6 +1,7 @@
 """Run logs: a CSV file of metrics per logged step, and a progress bar with loss and images/s.
 
-The progress bar uses ``tqdm`` when it is installed and a plain single-line display otherwise.
+On a terminal the progress bar uses ``tqdm`` when it is installed and a plain single-line display otherwise;
+elsewhere (a file, a pipe, a CI log) it writes a plain line at each tenth of the run, never a carriage return.
 """
 
 from __future__ import annotations
@@ -25,6 +26,20 @@ class CSVLogger:
         if self.path.is_file() and self.path.stat().st_size > 0:
             with self.path.open(newline="") as handle:
                 self.fieldnames = next(csv.reader(handle), None)
+
+    def drop_after(self, step: int) -> None:
+        """Remove the rows of steps after ``step`` (a resumed run redoes them, so its log never repeats a step)."""
+        if self.fieldnames is None:
+            return
+        with self.path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        kept = [row for row in rows if int(row["step"]) <= step]
+        if len(kept) == len(rows):
+            return
+        with self.path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, self.fieldnames)
+            writer.writeheader()
+            writer.writerows(kept)
 
     def log(self, row: dict[str, float | int | str]) -> None:
         if self.fieldnames is None:
@@ -56,10 +71,13 @@ class ProgressBar:
         self.description = description
         self.enabled = enabled
         self.stream = stream or sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.interactive = bool(isatty and isatty())
         self._start = time.perf_counter()
         self._images = 0
         self._tqdm = None
-        if enabled:
+        self._tenths = 10 * initial // total if total else 0  # tenths of the run already written (non-terminal)
+        if enabled and self.interactive:
             try:
                 from tqdm import tqdm
             except ImportError:
@@ -82,16 +100,23 @@ class ProgressBar:
         if self._tqdm is not None:
             self._tqdm.set_postfix_str(stats, refresh=False)
             self._tqdm.update(1)
-        else:
+            return
+        if self.interactive:
             self.stream.write(f"\r{self.description} {self.count}/{self.total} {stats}")
-            self.stream.flush()
+        else:
+            tenths = 10 * self.count // self.total if self.total else 10
+            if tenths <= self._tenths:
+                return
+            self._tenths = tenths
+            self.stream.write(f"{self.description} {self.count}/{self.total} {stats}\n")
+        self.stream.flush()
 
     def close(self) -> None:
         if not self.enabled:
             return
         if self._tqdm is not None:
             self._tqdm.close()
-        else:
+        elif self.interactive:
             self.stream.write("\n")
             self.stream.flush()
 

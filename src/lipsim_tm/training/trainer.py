@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from lipsim_tm.training.checkpointing import (
     load_training_checkpoint,
     restore_rng_state,
 )
-from lipsim_tm.training.config import TrainConfig
+from lipsim_tm.training.config import UNSHAPING_SETTINGS, TrainConfig
 from lipsim_tm.training.distributed import (
     DistributedContext,
     any_rank,
@@ -44,7 +46,7 @@ from lipsim_tm.training.distributed import (
 from lipsim_tm.training.interrupt import StopFlag
 from lipsim_tm.training.logging import CSVLogger, ProgressBar
 from lipsim_tm.training.sampling import ResumableBatchSampler
-from lipsim_tm.training.schedule import warmup_cosine_scheduler
+from lipsim_tm.training.schedule import WarmupCosine, warmup_cosine_scheduler
 
 #: ``step_fn(model, batch) -> (loss, images)``: the scalar loss of one local batch (already on the
 #: device) and the number of images the student processed (for images/s).
@@ -66,6 +68,8 @@ class TrainResult:
     export_sha256: str | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     evaluations: list[dict[str, float]] = field(default_factory=list)
+    is_main: bool = True
+    resumed_complete: bool = False
 
 
 def seed_everything(seed: int) -> None:
@@ -82,6 +86,57 @@ def torch_dtype(name: str) -> torch.dtype:
 def move_batch(batch: list[Any], device: torch.device, dtype: torch.dtype) -> list[Any]:
     """Floating tensors of ``batch`` to ``device`` and ``dtype``; other entries unchanged."""
     return [b.to(device=device, dtype=dtype) if isinstance(b, Tensor) and b.is_floating_point() else b for b in batch]
+
+
+#: What a run writes into its output folder; any of them there means the folder holds an earlier run.
+RUN_FILES: tuple[str, ...] = ("log.csv", "eval.csv", "export.pt", "checkpoints")
+
+
+def _previous_run(out: Path) -> list[str]:
+    """The files of an earlier run in ``out`` (empty when there are none)."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if "checkpoints" in found and not any((out / "checkpoints").iterdir()):
+        found.remove("checkpoints")
+    return found
+
+
+def _claim_output_dir(config: TrainConfig, out: Path, resuming: bool, context: DistributedContext) -> None:
+    """Refuse to start a fresh run over an earlier one, unless ``overwrite``: then move it aside (never delete)."""
+    previous = [] if resuming else _previous_run(out)
+    if previous and not config.overwrite:
+        raise ValueError(
+            f"output_dir {str(out)!r} holds an earlier run ({', '.join(previous)}): pass --resume latest to continue"
+            " it, --overwrite to move it aside and start afresh, or another --output-dir"
+        )
+    barrier(context)  # every rank has looked before rank 0 moves anything
+    if previous and context.is_main:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        aside = out.with_name(f"{out.name}.previous-{stamp}")
+        out.rename(aside)
+        print(f"moved the earlier run in {out} to {aside}", file=sys.stderr)
+    barrier(context)
+
+
+def _changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{setting: [checkpoint's value, this run's value]}`` for every setting that shapes training and differs."""
+    return {
+        name: [saved.get(name), value]
+        for name, value in current.items()
+        if name not in UNSHAPING_SETTINGS and saved.get(name) != value
+    }
+
+
+def _apply_changed_optimiser(config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler: Any, total: int) -> None:
+    """After loading a checkpoint's optimiser and schedule: use this run's lr, betas and weight decay, and this
+    run's schedule (warm-up, ``total`` steps, floor) from the current step on (loading restored the old one)."""
+    scheduler.base_lrs = [config.lr for _ in optimizer.param_groups]
+    scheduler.lr_lambdas = [
+        WarmupCosine(config.warmup_steps, total, config.min_lr_factor) for _ in optimizer.param_groups
+    ]
+    for group, fn in zip(optimizer.param_groups, scheduler.lr_lambdas, strict=True):
+        group.update(initial_lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        group["lr"] = config.lr * fn(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def _resolve_resume(config: TrainConfig, manager: CheckpointManager) -> Path | None:
@@ -146,8 +201,11 @@ def train(
     out = Path(config.output_dir)
     manager = CheckpointManager(out / "checkpoints", keep_last=config.keep_last)
     step = epoch = batch_in_epoch = 0
+    elapsed_before = 0.0
+    resumes: list[dict[str, Any]] = []
     model_fields = config_to_dict(model.config)
     resume_path = _resolve_resume(config, manager)
+    _claim_output_dir(config, out, resume_path is not None, context)
     if resume_path is not None:
         state = load_training_checkpoint(resume_path)
         if state.get("model_config") != model_fields:
@@ -155,13 +213,28 @@ def train(
                 f"checkpoint {resume_path} was written for model config {state.get('model_config')}, "
                 f"but this run builds {model_fields}"
             )
+        changed = _changed_settings(state.get("config", {}), config.to_dict())
+        if changed and not config.allow_changed_settings:
+            listing = "; ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in changed.items())
+            raise ValueError(
+                f"resuming {resume_path} with settings that differ from the checkpoint's ({listing}): pass the same"
+                " settings, or --allow-changed-settings to train on with the new ones (recorded in the export)"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         step, epoch, batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
+        saved_batch = state.get("config", {}).get("batch_size", config.batch_size)
+        if saved_batch != config.batch_size:  # the same samples done, in batches of the new size
+            batch_in_epoch = batch_in_epoch * saved_batch // config.batch_size
+        if changed:
+            _apply_changed_optimiser(config, optimizer, scheduler, total)
         restore_rng_state(state["rng"])
+        elapsed_before = float(state.get("elapsed_s", 0.0))
+        resumes = [*state.get("resumes", []), {"step": step, "checkpoint": str(resume_path), "changed": changed}]
+    start_step = step
 
     def checkpoint() -> Path | None:
         if not context.is_main:
@@ -176,6 +249,8 @@ def train(
             "batch_in_epoch": batch_in_epoch,
             "rng": capture_rng_state(),
             "config": config.to_dict(),
+            "elapsed_s": elapsed_before + time.perf_counter() - start_time,
+            "resumes": resumes,
         }
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
@@ -183,10 +258,19 @@ def train(
 
     logger = CSVLogger(out / "log.csv") if context.is_main else None
     eval_logger = CSVLogger(out / "eval.csv") if context.is_main and evaluate is not None else None
-    result = TrainResult(model=model, step=step, epoch=epoch, interrupted=False, last_checkpoint=resume_path)
-    bar = ProgressBar(
-        total, initial=step, description=type(config).__name__, enabled=config.progress and context.is_main
+    for log in (logger, eval_logger):
+        if log is not None:
+            log.drop_after(step)  # rows of steps after the checkpoint are redone now
+    if config.max_steps is not None and total < config.max_steps and context.is_main:
+        print(
+            f"note: epochs={config.epochs} ({steps_per_epoch} steps each) ends the run after {total} steps, before"
+            f" max_steps={config.max_steps}",
+            file=sys.stderr,
+        )
+    result = TrainResult(
+        model=model, step=step, epoch=epoch, interrupted=False, last_checkpoint=resume_path, is_main=context.is_main
     )
+    bar = ProgressBar(total, initial=step, description=config.stage, enabled=config.progress and context.is_main)
     stop = StopFlag()
     saved_step = step if resume_path is not None else -1
     committing = False
@@ -231,7 +315,7 @@ def train(
                             "loss": float(mean_over_ranks(loss.detach().float(), context)),
                             "lr": scheduler.get_last_lr()[0],
                             "images_per_s": bar.images_per_second,
-                            "elapsed_s": time.perf_counter() - start_time,
+                            "elapsed_s": elapsed_before + time.perf_counter() - start_time,
                         }
                         result.history.append(row)
                         if logger is not None:
@@ -266,6 +350,10 @@ def train(
     if saved_step != step:
         result.last_checkpoint = checkpoint() or result.last_checkpoint
     result.step, result.epoch = step, epoch
+    if step == start_step and resume_path is not None:  # a finished run resumed: nothing new to evaluate or export
+        result.resumed_complete = True
+        barrier(context)
+        return result
     evaluated = bool(result.evaluations) and result.evaluations[-1]["step"] == step
     if evaluate is not None and not result.interrupted and not evaluated:  # a run stopped by max_steps mid-epoch
         if context.is_main:
@@ -276,8 +364,10 @@ def train(
     if not result.interrupted and context.is_main:
         metadata = {
             "training": {
-                "kind": type(config).__name__,
+                "kind": config.stage,
                 "steps": step,
+                "elapsed_s": elapsed_before + time.perf_counter() - start_time,
+                "resumes": resumes,
                 "epochs_completed": epoch,
                 "world_size": world,
                 "final_loss": result.history[-1]["loss"] if result.history else None,
@@ -300,7 +390,7 @@ def build_student(config: TrainConfig) -> LipSimBackbone:
     seed_everything(config.seed)
     if config.init_from is None:
         return LipSimBackbone(config.model_config())
-    from lipsim_tm.models.checkpoints import load_backbone
+    from lipsim_tm.models.weights import load_backbone
 
     model = load_backbone(config.init_from)
     if config_to_dict(model.config) != config_to_dict(config.model_config()):

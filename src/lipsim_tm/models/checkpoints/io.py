@@ -54,15 +54,28 @@ def _explain(error: Exception) -> str:
     return f"{reason} ({type(error).__name__}: {detail})"
 
 
+def default_file_mode() -> int:
+    """The mode ``open()`` gives a new file here: ``0o666`` less the process umask (read without changing it,
+    where the platform allows; else ``0o644``)."""
+    try:
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("Umask:"))
+        return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, StopIteration, ValueError):
+        return 0o644
+
+
 def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> None:
     """``torch.save(obj)`` to a temporary file in ``path``'s folder, fsync, then ``os.replace`` it onto
-    ``path``: readers never see a partial file, and a failure leaves no temporary file behind."""
+    ``path``: readers never see a partial file, and a failure leaves no temporary file behind. The file gets
+    the permissions of any newly created file (``0o666`` less the umask), not the temporary file's ``0o600``."""
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"folder of path does not exist: {str(folder)!r}")
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()

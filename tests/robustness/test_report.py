@@ -67,7 +67,8 @@ def test_json_and_table(report, tmp_path):
     data = json.loads(path.read_text())
     assert data == report.to_dict()
     keys = {"triplets", "decided", "natural", "score_2afc", "rows", "attack", "certificate", "normalization"}
-    assert set(data) == {*keys, "intervals"}
+    assert set(data) == {*keys, "intervals", "image_size"}
+    assert data["image_size"] == list(report.image_size)
     natural = data["intervals"]["natural"]
     assert natural["value"] == pytest.approx(report.natural)
     assert natural["low"] <= report.natural <= natural["high"]

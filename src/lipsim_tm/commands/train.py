@@ -394,6 +394,13 @@ def add_parser(subparsers: Any) -> None:
     )
     data.add_argument("--bapps-subsets", nargs="+", default=None, help="bapps: subsets to use (default: all present)")
     data.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="side the triplets are read at for training and evaluation; the certified radii in eval.csv are in"
+        " these pixels, as lipsim certify's --image-size (default: the model's input size)",
+    )
+    data.add_argument(
         "--norm-floor",
         type=float,
         default=f("norm_floor"),
@@ -458,6 +465,7 @@ def run_finetune_command(args: argparse.Namespace) -> int:
         bapps_subsets=tuple(args.bapps_subsets) if args.bapps_subsets else None,
         norm_floor=args.norm_floor,
         norm_weight=args.norm_weight,
+        image_size=args.image_size,
     )
     try:
         result = run_finetune(config)

@@ -50,6 +50,7 @@ class RobustnessReport:
         rows: one :class:`RobustnessRow` per budget, in increasing ``eps``.
         attack: the attack's settings; certificate, normalization: the certificate rule and embedding
             normalisation evaluated.
+        image_size: ``(height, width)`` of the images as read, whose [0, 1] pixels every eps is measured in.
         intervals: 95% intervals of every number (Wilson for the accuracies, normal for the soft score; see
             :mod:`lipsim_tm.functional.confidence`), with counts.
     """
@@ -63,6 +64,7 @@ class RobustnessReport:
     certificate: str = "norm_aware"
     normalization: str = "augment"
     intervals: dict[str, object] = field(default_factory=dict)
+    image_size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-serialisable dict (NaN written as ``null``)."""
@@ -83,7 +85,8 @@ class RobustnessReport:
         lines = [
             f"triplets: {self.triplets} (decided: {self.decided}); natural accuracy {_pct(self.natural)}"
             f"{_ci(natural)}; 2AFC score (soft) {_pct(self.score_2afc)}{_ci(score)};"
-            f" normalization {self.normalization}, certificate {self.certificate}",
+            f" normalization {self.normalization}, certificate {self.certificate}"
+            + (f"; images {self.image_size[0]}x{self.image_size[1]}, eps in their pixels" if self.image_size else ""),
             f"attack: {', '.join(f'{k}={v}' for k, v in self.attack.items())}",
             f"{'eps (l2)':>10} {'certified':>10} {'empirical':>10} {'cert. all':>10} {'emp. all':>10}",
         ]
@@ -237,8 +240,10 @@ def robustness_report(
             for k, eps in enumerate(eps_values)
         ],
     }
+    height, width = dataset[0][0].shape[-2:]
     return RobustnessReport(
         intervals=intervals,
+        image_size=(int(height), int(width)),
         triplets=len(dataset),
         decided=decided,
         natural=natural / decided if decided else math.nan,

@@ -204,6 +204,9 @@ class DistillConfig(TrainConfig):
 class FinetuneConfig(TrainConfig):
     """2AFC fine-tuning with the hinge loss on ``d0 - d1`` (official: margin 0.5 or 0.2, batch 32, 1 epoch).
 
+    ``image_size``: the side the triplets are read at (training and evaluation), and so the pixel space of the
+    evaluation's certified radii (default: the model's input size).
+
     ``norm_weight * mean(relu(norm_floor - ||f(x)||))`` is added to the loss when ``norm_weight > 0``:
     hinge-only training shrinks the embedding norms, and with them the norm-aware certificates.
     """
@@ -229,10 +232,13 @@ class FinetuneConfig(TrainConfig):
     bapps_subsets: tuple[str, ...] | None = None
     norm_floor: float = 0.0
     norm_weight: float = 0.0
+    image_size: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _choice("dataset", self.dataset, FINETUNE_DATASETS)
+        if self.image_size is not None:
+            _positive_int("image_size", self.image_size)
         _number("norm_floor", self.norm_floor, low=0.0)
         _number("norm_weight", self.norm_weight, low=0.0)
         if not isinstance(self.data_dir, str) or not self.data_dir:

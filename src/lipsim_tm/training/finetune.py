@@ -19,6 +19,7 @@ from lipsim_tm.data.nights import NightsDataset
 from lipsim_tm.data.synthetic_2afc import Synthetic2AFCDataset, embedding_labeller
 from lipsim_tm.functional import distance_from_embeddings
 from lipsim_tm.functional.normalization import apply_normalization
+from lipsim_tm.functional.preprocessing import resize
 from lipsim_tm.training.config import FinetuneConfig
 from lipsim_tm.training.distributed import DistributedContext, init_distributed
 from lipsim_tm.training.evaluation import evaluate_2afc
@@ -44,19 +45,22 @@ class FinetuneStep:
     """One training step's loss: the student on the three images (one forward), then the hinge loss.
 
     With ``norm_weight > 0`` the loss adds ``norm_weight * norm_floor_penalty(f, norm_floor)`` on the
-    un-normalised embeddings of all three images.
+    un-normalised embeddings of all three images. Triplets read at another size than ``input_size`` are resized
+    to it as the metrics do (bicubic, antialiased).
     """
 
     def __init__(
         self,
         *,
         margin: float,
+        input_size: int | None = None,
         normalization: str = "augment",
         distance: str = "cosine",
         norm_floor: float = 0.0,
         norm_weight: float = 0.0,
     ) -> None:
         self.margin = margin
+        self.input_size = input_size
         self.normalization = normalization
         self.distance = distance
         self.norm_floor = norm_floor
@@ -65,7 +69,10 @@ class FinetuneStep:
     def __call__(self, model: nn.Module, batch: list[Any]) -> tuple[Tensor, int]:
         ref, img0, img1, p = batch
         n = ref.shape[0]
-        embeddings = model(torch.cat([ref, img0, img1]))
+        images = torch.cat([ref, img0, img1])
+        if self.input_size is not None:
+            images = resize(images, self.input_size)
+        embeddings = model(images)
         phi = apply_normalization(embeddings, self.normalization)
         d0 = distance_from_embeddings(phi[:n], phi[n : 2 * n], self.distance)
         d1 = distance_from_embeddings(phi[:n], phi[2 * n :], self.distance)
@@ -125,15 +132,16 @@ def run_finetune(
         raise TypeError(f"config must be a FinetuneConfig, got {type(config).__name__}")
     context = context or init_distributed(config.device)
     model = build_student(config)
+    image_size = config.image_size or model.config.input_size
     if train_dataset is None:
-        train_dataset, default_val = build_2afc_datasets(config, model.config.input_size)
+        train_dataset, default_val = build_2afc_datasets(config, image_size)
         val_dataset = val_dataset if val_dataset is not None else default_val
 
     evaluate = None
     if val_dataset is not None:
 
         def evaluate(backbone: nn.Module) -> dict[str, float]:
-            return evaluate_2afc(
+            scores = evaluate_2afc(
                 backbone,
                 val_dataset,
                 normalization=config.normalization,
@@ -142,15 +150,22 @@ def run_finetune(
                 batch_size=config.eval_batch_size,
                 max_triplets=config.eval_max_triplets,
             )
+            # The certified radii are in the pixels of the images as read: the read size is part of each number.
+            return {"image_size": image_size, **scores}
 
     step = FinetuneStep(
         margin=config.margin,
+        input_size=model.config.input_size,
         normalization=config.normalization,
         distance=config.distance,
         norm_floor=config.norm_floor,
         norm_weight=config.norm_weight,
     )
-    summary = {"train_triplets": len(train_dataset), "val_triplets": len(val_dataset) if val_dataset else 0}
+    summary = {
+        "train_triplets": len(train_dataset),
+        "val_triplets": len(val_dataset) if val_dataset else 0,
+        "image_size": image_size,
+    }
     return train(
         config, model=model, dataset=train_dataset, step_fn=step, context=context, evaluate=evaluate, summary=summary
     )

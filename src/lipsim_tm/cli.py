@@ -13,7 +13,16 @@ import sys
 from collections.abc import Sequence
 
 #: Modules under ``lipsim_tm.commands`` whose ``add_parser`` adds one top-level command each.
-COMMAND_MODULES: tuple[str, ...] = ("train", "export", "robustness", "distance", "two_afc", "certify", "demo")
+COMMAND_MODULES: tuple[str, ...] = (
+    "train",
+    "export",
+    "robustness",
+    "distance",
+    "two_afc",
+    "certify",
+    "retrieve",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

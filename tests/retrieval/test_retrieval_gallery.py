@@ -8,7 +8,7 @@ import torch
 from lipsim_tm import LipSimBackbone
 from lipsim_tm.functional.normalization import normalize_embedding
 from lipsim_tm.retrieval import Embedder, EmbeddingGallery, PreparedGallery, nearest_certified
-from lipsim_tm.retrieval.gallery import FORMAT, VERSION
+from lipsim_tm.retrieval.gallery import FORMAT
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -66,7 +66,7 @@ def test_save_load_round_trip_is_exact_and_atomic(tmp_path, backbone):
 def _payload(**changes):
     payload = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": 1,  # the version-1 layout (no labels, no source)
         "embeddings": torch.eye(3),
         "lipschitz_bound": 1.0,
         "normalization": "augment",
@@ -81,7 +81,8 @@ def _payload(**changes):
         (_payload(extra=1), ValueError, "expected keys"),
         (_payload(normalization=...), ValueError, "expected keys"),
         (_payload(format="other"), ValueError, "expected format"),
-        (_payload(version=2), ValueError, "version 2"),
+        (_payload(version=3), ValueError, "version 3"),
+        (_payload(version=2), ValueError, "expected keys"),  # version 2 has labels and source
         (_payload(embeddings=torch.tensor([[float("nan")]])), ValueError, "embeddings must be finite"),
         (_payload(embeddings=torch.ones(3)), ValueError, r"embeddings must have shape \(M, D\)"),
         (_payload(lipschitz_bound=-1.0), ValueError, "lipschitz_bound must be a positive finite number"),
@@ -142,3 +143,40 @@ def test_bad_input(backbone):
         EmbeddingGallery(torch.eye(4), lipschitz_bound=2.0).search_images(embedder, torch.rand(1, 3, 32, 32))
     with pytest.raises(TypeError, match=r"embedder must be a lipsim_tm\.retrieval\.Embedder"):
         EmbeddingGallery.build(backbone, torch.rand(1, 3, 32, 32))
+
+
+def test_a_version_1_file_still_loads_and_labels_round_trip(tmp_path):
+    path = tmp_path / "v1.pt"
+    torch.save(_payload(), path)
+    old = EmbeddingGallery.load(path)
+    assert old.labels is None
+    assert old.source is None
+    labelled = EmbeddingGallery(old.embeddings, labels=[f"img{i}" for i in range(len(old))], source={"weights": "w"})
+    labelled.save(tmp_path / "v2.pt")
+    again = EmbeddingGallery.load(tmp_path / "v2.pt")
+    assert again.labels == labelled.labels
+    assert again.source == {"weights": "w"}
+    with pytest.raises(ValueError, match="labels must be a list of"):
+        EmbeddingGallery(old.embeddings, labels=["just one"] * (len(old) + 1))
+
+
+def test_a_backbone_embedder_takes_any_size_and_checks_the_range():
+    from lipsim_tm.functional import lipsim_embedding
+    from lipsim_tm.functional.embedding import lipschitz_constant, preprocessing_for
+
+    backbone = LipSimBackbone("tiny32").eval().requires_grad_(False)
+    embedder = Embedder(backbone)
+    images = torch.rand(2, 3, 48, 40, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(embedder(images), lipsim_embedding(images, weights=backbone))
+    assert embedder.image_lipschitz(images) == pytest.approx(
+        lipschitz_constant(backbone, preprocessing_for(backbone), images)
+    )
+    assert embedder.image_lipschitz(torch.rand(1, 3, 32, 32)) == backbone.lipschitz_bound
+    with pytest.raises(ValueError, match=r"images values must lie in \[0, 1\]"):
+        embedder(images * 255)
+    gallery = EmbeddingGallery.build(embedder, torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(1)))
+    found = gallery.search_images(embedder, images, k=2, certificate="plain")
+    plain = gallery.search(embedder(images), k=2)
+    torch.testing.assert_close(
+        found.radius_top1, plain.embedding_radius_top1 / embedder.image_lipschitz(images) * (1 - 1e-12)
+    )

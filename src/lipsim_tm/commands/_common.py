@@ -44,13 +44,14 @@ def parse_eps(text: str) -> float:
     return value
 
 
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--weights``, ``--device`` and ``--threads``."""
+def add_network_arguments(parser: argparse.ArgumentParser, *, default_weights: str | None = "default") -> None:
+    """``--weights``, ``--device`` and ``--threads`` (``default_weights=None``: the command finds the weights)."""
+    default = "%(default)s" if default_weights is not None else "the weights the gallery was built with"
     parser.add_argument(
         "--weights",
-        default="default",
+        default=default_weights,
         help="'default' (the shipped model), a registered name, a checkpoint or export path, or 'random:<config>'"
-        " (random network, for tests) (default: %(default)s)",
+        f" (random network, for tests) (default: {default})",
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -203,7 +204,7 @@ def write_json(data: Any, path: str | os.PathLike[str] | None) -> None:
 
 
 class Progress:
-    """Progress ``label [####....] done/total triplets (rate/s)`` on ``stream`` (default stderr).
+    """Progress ``label [####....] done/total unit (rate/s)`` on ``stream`` (default stderr).
 
     On a terminal one line is rewritten in place (``\\r``); elsewhere (a file, a pipe, a CI log) a plain line is
     written at each tenth of the way and at the end, so redirected output holds no carriage returns.
@@ -212,8 +213,10 @@ class Progress:
     #: At most this many lines go to a non-terminal stream over a whole run.
     STEPS = 10
 
-    def __init__(self, total: int, *, label: str, enabled: bool = True, stream: TextIO | None = None) -> None:
-        self.total, self.label, self.enabled = total, label, enabled
+    def __init__(
+        self, total: int, *, label: str, enabled: bool = True, stream: TextIO | None = None, unit: str = "triplets"
+    ) -> None:
+        self.total, self.label, self.enabled, self.unit = total, label, enabled, unit
         self.stream = stream or sys.stderr
         isatty = getattr(self.stream, "isatty", None)
         self.interactive = bool(isatty and isatty())
@@ -227,7 +230,7 @@ class Progress:
         width = 24
         filled = min(width, round(width * self.done / self.total)) if self.total else width
         bar = "#" * filled + "." * (width - filled)
-        return f"{self.label} [{bar}] {self.done}/{self.total} triplets ({rate:.1f}/s)"
+        return f"{self.label} [{bar}] {self.done}/{self.total} {self.unit} ({rate:.1f}/s)"
 
     def update(self, count: int) -> None:
         """``count`` more triplets done."""

@@ -114,7 +114,7 @@ class PreparedGallery:
         indices, dists, top1_radii, topk_radii = (torch.cat(p) for p in zip(*parts, strict=True))
         return Neighbours(
             indices=indices,
-            distances=dists,
+            distances=dists.clamp_min(0.0),  # rounding can take the expanded form of an exact match below 0
             radius_top1=top1_radii * _RESULT_SHRINK,
             radius_topk=topk_radii * _RESULT_SHRINK,
         )

@@ -9,11 +9,20 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.functional.certificates import norm_and_floor
+from lipsim_tm.functional.embedding import preprocessing_for
 from lipsim_tm.functional.normalization import apply_normalization, check_normalization, check_sound_normalization
+from lipsim_tm.functional.preprocessing import DataRange, Preprocessing, input_operator_norm
+from lipsim_tm.models.backbone import LipSimBackbone
 
 
 class Embedder:
     """``phi(x) = normalize(embed(x))``: images ``(N, ...)`` -> embeddings ``(N, D')``.
+
+    With a :class:`~lipsim_tm.LipSimBackbone` as ``embed``, images are taken as the metrics take them: any
+    ``H, W`` (resized to the network's input by the metrics' preprocessing), values checked against
+    ``data_range`` (``ValueError`` outside it), grey images with ``grayscale=True``; the Lipschitz bound of
+    a batch then includes the exact operator norm of its preprocessing (:meth:`image_lipschitz`), so radii are
+    in the caller's pixels at the caller's size.
 
     Args:
         embed: images -> features ``(N, D)``, e.g. a :class:`~lipsim_tm.LipSimBackbone` or any callable.
@@ -23,7 +32,10 @@ class Embedder:
         lipschitz_bound: l2 Lipschitz bound of ``embed`` with respect to the images in the user's pixel
             space (include any preprocessing's operator norm). Default: ``embed.lipschitz_bound`` when it
             has one (as :class:`~lipsim_tm.LipSimBackbone` does), else ``None`` (no image-space radii).
-            The normalisations are 1-Lipschitz, so this also bounds ``phi``.
+            The normalisations are 1-Lipschitz, so this also bounds ``phi``. For a backbone: the network's bound
+            (inputs at its size); :meth:`image_lipschitz` adds the preprocessing's norm.
+        data_range, grayscale, interpolation, antialias: the preprocessing of a backbone's inputs (see
+            :class:`~lipsim_tm.functional.preprocessing.Preprocessing`); ignored for other callables.
     """
 
     def __init__(
@@ -31,6 +43,11 @@ class Embedder:
         embed: Callable[[Tensor], Tensor],
         normalization: str | None = "augment",
         lipschitz_bound: float | None = None,
+        *,
+        data_range: DataRange = 1.0,
+        grayscale: bool = False,
+        interpolation: str = "bicubic",
+        antialias: bool = True,
     ) -> None:
         if not callable(embed):
             raise TypeError(f"embed must be callable, got {type(embed).__name__}")
@@ -40,6 +57,18 @@ class Embedder:
             lipschitz_bound = getattr(embed, "lipschitz_bound", None)
         self.embed, self.normalization = embed, normalization
         self.lipschitz_bound = None if lipschitz_bound is None else check_lipschitz_bound(lipschitz_bound)
+        self.prep: Preprocessing | None = None
+        if isinstance(embed, LipSimBackbone):
+            self.prep = preprocessing_for(
+                embed, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
+            )
+
+    def image_lipschitz(self, images: Tensor) -> float | None:
+        """The Lipschitz bound of ``images -> phi(images)`` in the caller's pixels for this batch's size: the
+        bound times the preprocessing's exact operator norm for a backbone, the bound itself otherwise."""
+        if self.lipschitz_bound is None or self.prep is None:
+            return self.lipschitz_bound
+        return self.lipschitz_bound * input_operator_norm(self.prep, images)
 
     def __call__(self, images: Tensor) -> Tensor:
         """Embeddings ``(N, D')`` of ``images``; differentiable (usable by attacks)."""
@@ -73,6 +102,9 @@ class Embedder:
         return (torch.cat(outputs), torch.cat(norms)) if with_norms else torch.cat(outputs)
 
     def _features(self, images: Tensor) -> Tensor:
+        if self.prep is not None:
+            self.prep.check(images, "images")
+            images = self.prep(images, next(self.embed.parameters()).dtype)
         features = self.embed(images)
         if not isinstance(features, Tensor) or features.ndim != 2 or features.shape[0] != images.shape[0]:
             got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__

@@ -17,8 +17,12 @@ from lipsim_tm.retrieval.certify import PreparedGallery
 from lipsim_tm.retrieval.embedder import Embedder, check_lipschitz_bound
 
 FORMAT = "lipsim-tm/embedding-gallery"
-VERSION = 1
-_KEYS = {"format", "version", "embeddings", "lipschitz_bound", "normalization"}
+VERSION = 2
+#: The keys of a gallery file, per version (version 1 had no labels and no source).
+_KEYS = {
+    1: {"format", "version", "embeddings", "lipschitz_bound", "normalization"},
+    2: {"format", "version", "embeddings", "lipschitz_bound", "normalization", "labels", "source"},
+}
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,20 @@ class EmbeddingGallery:
         embeddings: ``(M, D)`` finite floating-point gallery embeddings.
         lipschitz_bound: l2 Lipschitz bound of images -> query embeddings (pixel space), or ``None``.
         normalization: the normalisation the embeddings were made with (recorded only), or ``None``.
+        labels: optional name of each item (e.g. its image file), ``M`` strings.
+        source: optional plain-value description of what built the gallery (weights name and sha256 ...).
 
     Treat ``embeddings`` as read-only: searches reuse a float64 copy prepared at the first search.
     """
 
     def __init__(
-        self, embeddings: Tensor, *, lipschitz_bound: float | None = None, normalization: str | None = None
+        self,
+        embeddings: Tensor,
+        *,
+        lipschitz_bound: float | None = None,
+        normalization: str | None = None,
+        labels: list[str] | None = None,
+        source: dict[str, str] | None = None,
     ) -> None:
         if not isinstance(embeddings, Tensor):
             raise TypeError(f"embeddings must be a torch.Tensor, got {type(embeddings).__name__}")
@@ -72,6 +84,15 @@ class EmbeddingGallery:
             raise ValueError("embeddings must be finite")
         if normalization is not None and normalization not in SOUND_NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {SOUND_NORMALIZATIONS} or None, got {normalization!r}")
+        if labels is not None and (
+            not isinstance(labels, list)
+            or len(labels) != embeddings.shape[0]
+            or not all(isinstance(x, str) for x in labels)
+        ):
+            raise ValueError(f"labels must be a list of {embeddings.shape[0]} strings, one per embedding")
+        if source is not None and not isinstance(source, dict):
+            raise TypeError(f"source must be a dict, got {type(source).__name__}")
+        self.labels, self.source = labels, source
         self.embeddings = embeddings.detach()
         self._prepared: PreparedGallery | None = None
         self.lipschitz_bound = None if lipschitz_bound is None else check_lipschitz_bound(lipschitz_bound)
@@ -91,14 +112,24 @@ class EmbeddingGallery:
             normalization=embedder.normalization,
         )
 
-    def search(self, queries: Tensor, k: int = 1, *, query_norms: Tensor | None = None) -> RetrievalResult:
+    def search(
+        self,
+        queries: Tensor,
+        k: int = 1,
+        *,
+        query_norms: Tensor | None = None,
+        lipschitz_bound: float | None = None,
+    ) -> RetrievalResult:
         """Top-``k`` items for query embeddings ``(B, D)`` (made by the gallery's map) with certified radii.
 
         ``query_norms``: float64 ``(B,)`` effective pre-normalisation norms of the queries (from
         ``Embedder.embed_batches(..., with_norms=True)``) for norm-aware image-space radii; needs the
         gallery's ``normalization`` (``"augment"`` or ``"ball"``). The first search (or one from another
-        device) prepares a float64 copy of the gallery, reused after.
+        device) prepares a float64 copy of the gallery, reused after. ``lipschitz_bound``: the bound of these
+        queries' map from their pixels (e.g. :meth:`Embedder.image_lipschitz` for their size); default the
+        gallery's.
         """
+        bound = self.lipschitz_bound if lipschitz_bound is None else check_lipschitz_bound(lipschitz_bound)
         device = queries.device if isinstance(queries, Tensor) else self.embeddings.device
         if self._prepared is None or self._prepared.vectors.device != device:
             self._prepared = PreparedGallery(self.embeddings, device)
@@ -110,13 +141,12 @@ class EmbeddingGallery:
             distances=found.distances,
             embedding_radius_top1=found.radius_top1,
             embedding_radius_topk=found.radius_topk,
-            radius_top1=self._image_radius(found.radius_top1, query_norms),
-            radius_topk=self._image_radius(found.radius_topk, query_norms),
+            radius_top1=self._image_radius(found.radius_top1, query_norms, bound),
+            radius_topk=self._image_radius(found.radius_topk, query_norms, bound),
             certificate="plain" if query_norms is None else "norm_aware",
         )
 
-    def _image_radius(self, embedding_radius: Tensor, query_norms: Tensor | None) -> Tensor | None:
-        bound = self.lipschitz_bound
+    def _image_radius(self, embedding_radius: Tensor, query_norms: Tensor | None, bound: float | None) -> Tensor | None:
         if bound is None:
             return None
         # Dividing by a bound >= the true constant, then shrinking by one part in 1e12, stays conservative.
@@ -158,10 +188,11 @@ class EmbeddingGallery:
                 f" does not match the gallery (lipschitz_bound={self.lipschitz_bound},"
                 f" normalization={self.normalization!r})"
             )
+        bound = embedder.image_lipschitz(images) if isinstance(images, Tensor) else None
         if certificate == "plain" or embedder.normalization is None:
-            return self.search(embedder.embed_batches(images, batch_size), k)
+            return self.search(embedder.embed_batches(images, batch_size), k, lipschitz_bound=bound)
         embeddings, norms = embedder.embed_batches(images, batch_size, with_norms=True)
-        return self.search(embeddings, k, query_norms=norms)
+        return self.search(embeddings, k, query_norms=norms, lipschitz_bound=bound)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the gallery to ``path`` atomically (a temporary file in the same folder, then renamed)."""
@@ -172,6 +203,8 @@ class EmbeddingGallery:
             "embeddings": self.embeddings.cpu().contiguous(),
             "lipschitz_bound": self.lipschitz_bound,
             "normalization": self.normalization,
+            "labels": self.labels,
+            "source": self.source,
         }
         atomic_torch_save(payload, path)
 
@@ -184,14 +217,20 @@ class EmbeddingGallery:
             raise
         except Exception as error:
             raise ValueError(f"{path} is not a readable gallery file: {error}") from error
-        if not isinstance(payload, dict) or set(payload) != _KEYS:
-            got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
-            raise ValueError(f"{path} is not a gallery file: expected keys {sorted(_KEYS)}, got {got}")
-        if payload["format"] != FORMAT or payload["version"] != VERSION:
+        version = payload.get("version") if isinstance(payload, dict) else None
+        if payload.get("format") != FORMAT if isinstance(payload, dict) else True:
+            got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+            raise ValueError(f"{path} is not a gallery file: expected format {FORMAT!r}, got {got!r}")
+        if version not in _KEYS:
+            raise ValueError(f"{path}: gallery version {version!r} is not one of {sorted(_KEYS)}")
+        if set(payload) != _KEYS[version]:
             raise ValueError(
-                f"{path}: expected format {FORMAT!r} version {VERSION}, got {payload['format']!r}"
-                f" version {payload['version']!r}"
+                f"{path} is not a gallery file: expected keys {sorted(_KEYS[version])}, got {sorted(payload)}"
             )
         return cls(
-            payload["embeddings"], lipschitz_bound=payload["lipschitz_bound"], normalization=payload["normalization"]
+            payload["embeddings"],
+            lipschitz_bound=payload["lipschitz_bound"],
+            normalization=payload["normalization"],
+            labels=payload.get("labels"),
+            source=payload.get("source"),
         )

@@ -95,6 +95,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         results["on_step"] = [_to_plain(step_metric(*pairs[2 * step + rank])) for step in range(2)]
         results["on_step/final"] = _to_plain(step_metric.compute())
         torch.save(results, Path(out_dir) / f"rank{rank}.pt")
+        dist.barrier()  # both ranks done before either tears down: torch 2.3's gloo/file-store teardown can hang
     finally:
         dist.destroy_process_group()
 

@@ -90,3 +90,18 @@ def test_mean_interval_uses_the_sample_variance() -> None:
     assert estimate.value == pytest.approx(0.5)
     assert estimate.low == pytest.approx(0.5 - half)
     assert estimate.high == pytest.approx(0.5 + half)
+
+
+def test_merged_subsets_equal_one_metric_on_all_data_and_other_settings_are_refused() -> None:
+    first, second = _batch(1, 5, ties=1, halves=1), _batch(2, 4, ties=0, halves=1)
+    whole = Certified2AFCAccuracy(W, epsilons=(0.01, 0.05), per_sample=True)
+    parts = [Certified2AFCAccuracy(W, epsilons=(0.01, 0.05), per_sample=True) for _ in range(2)]
+    for part, batch in zip(parts, (first, second), strict=True):
+        whole.update(*batch)
+        part.update(*batch)
+    merged = parts[0].merge(parts[1])
+    for key, value in whole.compute().items():
+        torch.testing.assert_close(merged.compute()[key], value, msg=key)
+    assert merged.summary() == whole.summary()
+    with pytest.raises(ValueError, match="same class and settings"):
+        parts[0].merge(Certified2AFCAccuracy(W, epsilons=(0.02,)))

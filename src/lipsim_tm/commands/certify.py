@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +120,19 @@ def _subset_names(dataset: Any, count: int) -> list[str | None]:
 
 
 def evaluate_subsets(
-    dataset: Any, metric: Any, *, count: int, batch_size: int, workers: int, progress: bool, label: str
+    dataset: Any,
+    new_metric: Callable[[], Any],
+    *,
+    count: int,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+    label: str,
 ) -> tuple[list[tuple[str, Any]], Any]:
-    """Evaluate the first ``count`` triplets once (one forward pass each), accumulating one copy of ``metric``
-    per subset. Returns ``([(subset name, metric), ...], overall)`` with ``overall`` the merged states of all
-    subsets (the count-weighted combination); without subsets the list is empty and ``overall`` holds all."""
-    import copy
-
+    """Evaluate the first ``count`` triplets once (one forward pass each), accumulating one ``new_metric()`` per
+    subset (metrics that share one network). Returns ``([(subset name, metric), ...], overall)`` with
+    ``overall`` the merged states of all subsets (the count-weighted combination); without subsets the list
+    is empty and ``overall`` holds all."""
     from torch.utils.data import DataLoader
 
     from lipsim_tm.commands._common import Progress
@@ -137,9 +144,9 @@ def evaluate_subsets(
     if None in names:
         order = []  # some triplets have no subset: report the whole only
     labels = [order.index(n) if order else 0 for n in names]
-    metrics = [copy.deepcopy(metric) for _ in (order or [None])]
+    metrics = [new_metric() for _ in (order or [None])]
     loader = DataLoader(_Labelled(dataset, labels), batch_size=batch_size, shuffle=False, num_workers=workers)
-    device = next(metric.backbone.parameters()).device
+    device = next(metrics[0].backbone.parameters()).device
     bar = Progress(count, label=label, enabled=progress)
     try:
         for *batch, subset in loader:
@@ -150,7 +157,7 @@ def evaluate_subsets(
             bar.update(batch[0].shape[0])
     finally:
         bar.close()
-    overall = copy.deepcopy(metrics[0]).merge(*metrics[1:])
+    overall = new_metric().merge(*metrics)
     return list(zip(order, metrics, strict=True)), overall
 
 
@@ -225,15 +232,19 @@ def run(args: argparse.Namespace) -> int:
     epsilons = sorted(set(args.eps) | set(paper.get("certified", {})))
     dataset = _dataset(args)
     backbone = load_network(args)
-    metric = Certified2AFCAccuracy(
-        backbone, epsilons=epsilons, normalization=args.normalization, certificate=args.certificate
-    ).to(next(backbone.parameters()).device)
+    device = next(backbone.parameters()).device
+
+    def new_metric() -> Certified2AFCAccuracy:  # every subset's metric shares the one network
+        return Certified2AFCAccuracy(
+            backbone, epsilons=epsilons, normalization=args.normalization, certificate=args.certificate
+        ).to(device)
+
     split = args.split or DEFAULT_SPLIT[args.format]
     size = DEFAULT_IMAGE_SIZE[args.format] if args.image_size is None else args.image_size
     start = time.perf_counter()
     subsets, overall = evaluate_subsets(
         dataset,
-        metric,
+        new_metric,
         count=min(len(dataset), args.limit or len(dataset)),
         batch_size=args.batch_size,
         workers=args.workers,

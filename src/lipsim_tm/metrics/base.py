@@ -154,15 +154,8 @@ class LipSimMetricBase(Metric):
         return self
 
     def _settings(self) -> tuple[object, ...]:
-        """What must agree for :meth:`merge`: everything that shapes a state's meaning."""
-        return (
-            self.extra_repr(),
-            self.prep,
-            getattr(self, "epsilons", None),
-            getattr(self, "reduction", None),
-            getattr(self, "certify_eps", None),
-            getattr(self, "perturbed", None),
-        )
+        """What must agree for :meth:`merge`: everything that shapes a state's meaning (subclasses add theirs)."""
+        return (self.extra_repr(), self.prep)
 
     def _add_views(self, keys: tuple[str, ...]) -> None:
         """Register a :class:`~lipsim_tm.metrics.views.ResultView` per scalar entry of ``compute()`` (see

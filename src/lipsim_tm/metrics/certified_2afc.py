@@ -190,6 +190,9 @@ class Certified2AFCAccuracy(LipSimMetricBase):
                 result[key] = cat_state(getattr(self, key), self.total.device)
         return result
 
+    def _settings(self) -> tuple[object, ...]:
+        return (*super()._settings(), self.epsilons, self.per_sample)
+
     def summary(self) -> TwoAFCSummary:
         """Counts, rates and 95% intervals of every number of :meth:`compute` (:class:`TwoAFCSummary`), synced
         across processes like ``compute()``: Wilson intervals for the accuracies, a normal one for the score."""

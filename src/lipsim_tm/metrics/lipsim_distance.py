@@ -132,6 +132,9 @@ class LipSimDistance(LipSimMetricBase):
         value = distances.detach().double()
         return torch.maximum(upper - value, value - lower).clamp_min(0.0)
 
+    def _settings(self) -> tuple[object, ...]:
+        return (*super()._settings(), self.reduction, self.certify_eps, self.perturbed)
+
     def _scalar_name(self) -> str:
         if self.reduction == "none":
             raise ValueError(

@@ -71,6 +71,7 @@ class RobustnessReport:
         data = asdict(self)
         data["rows"] = [{k: _finite(v) for k, v in row.items()} for row in data["rows"]]
         data["natural"], data["score_2afc"] = _finite(self.natural), _finite(self.score_2afc)
+        data["image_size"] = None if self.image_size is None else list(self.image_size)
         return data
 
     def save_json(self, path: str | os.PathLike[str]) -> Path:

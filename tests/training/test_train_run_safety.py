@@ -221,3 +221,17 @@ def test_progress_is_labelled_by_stage_and_plain_off_a_terminal(tmp_path, photos
     assert "\r" not in text
     assert "distill 4/4" in text
     assert "DistillConfig" not in text
+
+
+@pytest.mark.parametrize("is_main", [True, False])
+def test_an_interrupted_rank_exits_130_and_only_rank_0_speaks(is_main, capsys):
+    from lipsim_tm.commands.train import _report
+    from lipsim_tm.training.trainer import TrainResult
+
+    result = TrainResult(
+        model=None, step=7, epoch=0, interrupted=True, last_checkpoint=Path("c.pt") if is_main else None,
+        is_main=is_main,
+    )  # fmt: skip
+    assert _report(result) == 130
+    out = capsys.readouterr().out
+    assert out == ("interrupted at step 7; checkpoint: c.pt\n" if is_main else "")

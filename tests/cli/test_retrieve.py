@@ -99,3 +99,12 @@ def test_index_of_a_folder_without_images_exits_2(tmp_path, capsys):
     code, _, err = run_cli(["retrieve", "index", str(tmp_path / "empty"), "--out", str(tmp_path / "g.pt")], capsys)
     assert code == 2
     assert "no image files" in err
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "I;16", "1", "CMYK"])
+def test_image_shape_from_the_header_equals_what_read_image_decodes(tmp_path, mode):
+    from lipsim_tm.commands._common import image_shape, read_image
+
+    path = tmp_path / f"x.{'tiff' if mode == 'CMYK' else 'png'}"
+    Image.fromarray(photo_array(3, 21, 34)).convert(mode).save(path)
+    assert image_shape(path) == tuple(read_image(path).shape[1:])

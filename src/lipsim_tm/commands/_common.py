@@ -104,6 +104,16 @@ def parse_device(text: str) -> torch.device:
     return device
 
 
+def image_shape(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """``(C, H, W)`` that :func:`read_image` gives ``path``, from the file's header alone (no decoding)."""
+    try:
+        with Image.open(path) as image:
+            grey = image.mode in GREY_MODES or image.mode in SIXTEEN_BIT_GREY_MODES
+            return (1 if grey else 3, image.height, image.width)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"cannot decode image file {path}: {error}") from error
+
+
 def read_image(path: str | os.PathLike[str]) -> Tensor:
     """Image file -> float32 ``(1, C, H, W)`` in ``[0, 1]``, the pixel space certificates are stated in.
 

@@ -16,7 +16,14 @@ from typing import Any
 
 import torch
 
-from lipsim_tm.commands._common import add_network_arguments, embed_images, load_network, read_image, write_json
+from lipsim_tm.commands._common import (
+    add_network_arguments,
+    embed_images,
+    image_shape,
+    load_network,
+    read_image,
+    write_json,
+)
 
 #: Normalisations a gallery may use: both 1-Lipschitz (certified retrieval needs one).
 GALLERY_NORMALIZATIONS: tuple[str, ...] = ("augment", "ball")
@@ -76,16 +83,15 @@ def run_index(args: argparse.Namespace) -> int:
     files = find_images(root)
     backbone = load_network(args)
     start = time.perf_counter()
-    groups: dict[tuple[int, ...], list[int]] = {}
-    images = [read_image(path) for path in files]
-    for i, image in enumerate(images):
-        groups.setdefault(tuple(image.shape[1:]), []).append(i)
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for i, path in enumerate(files):  # by shape from the headers: decode a batch at a time, never the whole folder
+        groups.setdefault(image_shape(path), []).append(i)
     embeddings: list[torch.Tensor | None] = [None] * len(files)
     bar = Progress(len(files), label="index", enabled=not args.no_progress, unit="images")
     for members in groups.values():  # images of one shape go through the network together
         for chunk in range(0, len(members), args.batch_size):
             part = members[chunk : chunk + args.batch_size]
-            batch = torch.cat([images[i] for i in part])
+            batch = torch.cat([read_image(files[i]) for i in part])
             phi = embed_images(backbone, batch, args.normalization, str(files[part[0]])).phi
             for i, row in zip(part, phi.cpu(), strict=True):
                 embeddings[i] = row

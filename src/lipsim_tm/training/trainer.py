@@ -350,7 +350,7 @@ def train(
     if saved_step != step:
         result.last_checkpoint = checkpoint() or result.last_checkpoint
     result.step, result.epoch = step, epoch
-    if step == start_step and resume_path is not None:  # a finished run resumed: nothing new to evaluate or export
+    if step == start_step and resume_path is not None and not result.interrupted:  # a complete run resumed
         result.resumed_complete = True
         barrier(context)
         return result

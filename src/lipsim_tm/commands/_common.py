@@ -79,15 +79,16 @@ def add_certificate_arguments(parser: argparse.ArgumentParser, *, with_distance:
     )
 
 
-def load_network(args: argparse.Namespace) -> LipSimBackbone:
-    """The frozen, eval-mode network named by ``args.weights`` on ``args.device`` (``args.threads`` applied)."""
+def load_network(args: argparse.Namespace, device: torch.device | None = None) -> LipSimBackbone:
+    """The frozen, eval-mode network named by ``args.weights`` on ``device`` (default ``args.device``), with
+    ``args.threads`` applied."""
     from lipsim_tm.models.weights import resolve_backbone
 
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    device = parse_device(args.device)
+    device = parse_device(args.device) if device is None else device
     return resolve_backbone(args.weights).eval().requires_grad_(False).to(device)
 
 

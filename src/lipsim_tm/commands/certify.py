@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ def add_parser(subparsers: Any) -> None:
             " score against the human judgments, and at each eps the fraction of triplets predicted correctly"
             " whose decision no l2 perturbation of norm <= eps can change (of the reference; 'all': of each of"
             " the three images). eps is in the pixels of the images as read (--image-size, values in [0, 1])."
+            " Under torchrun (torchrun --nproc_per_node=N -m lipsim_tm.cli certify ...) the batches are dealt out"
+            " to the processes and rank 0 writes the one report, equal to a single process's."
         ),
     )
     parser.add_argument("data_dir", help="NIGHTS folder (holding data.csv) or BAPPS folder (holding 2afc/)")
@@ -70,6 +73,11 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="print the paper's numbers beside ours (--weights must name a released checkpoint)",
     )
+    parser.add_argument(
+        "--per-triplet",
+        action="store_true",
+        help="also write each triplet's distances, target and certified radii to the JSON (key per_triplet, by index)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=run)
 
@@ -100,7 +108,7 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 
 class _Labelled:
-    """``dataset``'s triplets with the index of their subset in ``names`` appended (a DataLoader-ready view)."""
+    """``dataset``'s triplets with the index of their subset in ``names`` and their own index appended."""
 
     def __init__(self, dataset: Any, labels: list[int]) -> None:
         self.dataset, self.labels = dataset, labels
@@ -109,7 +117,7 @@ class _Labelled:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
-        return (*self.dataset[index], self.labels[index])
+        return (*self.dataset[index], self.labels[index], index)
 
 
 def _subset_names(dataset: Any, count: int) -> list[str | None]:
@@ -117,6 +125,17 @@ def _subset_names(dataset: Any, count: int) -> list[str | None]:
     (from ``is_imagenet``, test splits only); None where the data defines no subsets."""
     subset = getattr(dataset, "subset", None)
     return [subset(i) if subset is not None else None for i in range(count)]
+
+
+@dataclass
+class Evaluated:
+    """What :func:`evaluate_subsets` gives one process: the subsets' metrics, their merge, and (asked for) the
+    per-triplet records this process evaluated, ``{"index", "subset", "target", "d0", "d1", "radius_reference",
+    "radius_all"}`` (radii in the pixels of the images as read)."""
+
+    subsets: list[tuple[str, Any]]
+    overall: Any
+    triplets: list[dict[str, Any]]
 
 
 def evaluate_subsets(
@@ -128,14 +147,22 @@ def evaluate_subsets(
     workers: int,
     progress: bool,
     label: str,
-) -> tuple[list[tuple[str, Any]], Any]:
+    rank: int = 0,
+    world_size: int = 1,
+) -> Evaluated:
     """Evaluate the first ``count`` triplets once (one forward pass each), accumulating one ``new_metric()`` per
-    subset (metrics that share one network). Returns ``([(subset name, metric), ...], overall)`` with
-    ``overall`` the merged states of all subsets (the count-weighted combination); without subsets the list
-    is empty and ``overall`` holds all."""
+    subset (metrics that share one network). The overall metric merges the states of all subsets (the
+    count-weighted combination); without subsets the list is empty and the overall metric holds all.
+
+    With ``world_size > 1`` this process reads the batches :class:`~lipsim_tm.data.sharding.ShardedBatches`
+    gives ``rank`` (the single-process batches, dealt out in turn): the metrics sync their sums when summarised,
+    so every rank's summaries equal one process's; per-triplet records stay local (see :meth:`Processes.gather`).
+    Per-triplet records need ``new_metric()`` to keep per-sample states.
+    """
     from torch.utils.data import DataLoader
 
     from lipsim_tm.commands._common import Progress
+    from lipsim_tm.data.sharding import ShardedBatches
 
     if count == 0:
         raise ValueError("no triplets to evaluate (empty split or subset; NIGHTS drops rows with votes < 6)")
@@ -145,20 +172,38 @@ def evaluate_subsets(
         order = []  # some triplets have no subset: report the whole only
     labels = [order.index(n) if order else 0 for n in names]
     metrics = [new_metric() for _ in (order or [None])]
-    loader = DataLoader(_Labelled(dataset, labels), batch_size=batch_size, shuffle=False, num_workers=workers)
+    batches = ShardedBatches(count, batch_size, rank=rank, world_size=world_size)
+    loader = DataLoader(_Labelled(dataset, labels), batch_sampler=batches, num_workers=workers)
     device = next(metrics[0].backbone.parameters()).device
-    bar = Progress(count, label=label, enabled=progress)
+    indices: list[list[int]] = [[] for _ in metrics]  # per subset, in the order its metric saw them
+    bar = Progress(batches.size(), label=label, enabled=progress)
     try:
-        for *batch, subset in loader:
+        for *batch, subset, index in loader:
             batch = [t.to(device) for t in batch]
             for k in subset.unique().tolist():
-                rows = (subset == k).nonzero().squeeze(1).to(device)
-                metrics[k].update(*(t.index_select(0, rows) for t in batch))
+                rows = (subset == k).nonzero().squeeze(1)
+                metrics[k].update(*(t.index_select(0, rows.to(device)) for t in batch))
+                indices[k].extend(index[rows].tolist())
             bar.update(batch[0].shape[0])
     finally:
         bar.close()
+    triplets = [] if not metrics[0].per_sample else _records(metrics, indices, order)
     overall = new_metric().merge(*metrics)
-    return list(zip(order, metrics, strict=True)), overall
+    return Evaluated(list(zip(order, metrics, strict=True)), overall, triplets)
+
+
+def _records(metrics: list[Any], indices: list[list[int]], order: list[str]) -> list[dict[str, Any]]:
+    """Per-triplet records from the metrics' local per-sample states, sorted by triplet index."""
+    from lipsim_tm.metrics.certified_2afc import PER_SAMPLE_KEYS
+
+    records = []
+    for k, metric in enumerate(metrics):
+        columns = {key: [v for part in getattr(metric, key) for v in part.tolist()] for key in PER_SAMPLE_KEYS}
+        for i, index in enumerate(indices[k]):
+            record = {"index": index, "subset": order[k] if order else None}
+            record.update({key: values[i] for key, values in columns.items()})
+            records.append(record)
+    return sorted(records, key=lambda record: record["index"])
 
 
 def _estimate(e: Any) -> str:
@@ -224,70 +269,86 @@ def _plot(parts: list[tuple[str, Any]], path: Path, title: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lipsim_tm.commands._processes import evaluation_processes
+
+    _check_counts(args)
+    with evaluation_processes(args.device) as processes:
+        return _certify(args, processes)
+
+
+def _certify(args: argparse.Namespace, processes: Any) -> int:
     from lipsim_tm.commands.paper import paper_results
     from lipsim_tm.metrics import Certified2AFCAccuracy
 
-    _check_counts(args)
     paper = paper_results(str(args.weights), args.format) if args.compare_paper else {}
     epsilons = sorted(set(args.eps) | set(paper.get("certified", {})))
     dataset = _dataset(args)
-    backbone = load_network(args)
-    device = next(backbone.parameters()).device
+    backbone = load_network(args, device=processes.device)
 
     def new_metric() -> Certified2AFCAccuracy:  # every subset's metric shares the one network
         return Certified2AFCAccuracy(
-            backbone, epsilons=epsilons, normalization=args.normalization, certificate=args.certificate
-        ).to(device)
+            backbone,
+            epsilons=epsilons,
+            normalization=args.normalization,
+            certificate=args.certificate,
+            per_sample=args.per_triplet,
+        ).to(processes.device)
 
     split = args.split or DEFAULT_SPLIT[args.format]
     size = DEFAULT_IMAGE_SIZE[args.format] if args.image_size is None else args.image_size
     start = time.perf_counter()
-    subsets, overall = evaluate_subsets(
+    evaluated = evaluate_subsets(
         dataset,
         new_metric,
         count=min(len(dataset), args.limit or len(dataset)),
         batch_size=args.batch_size,
         workers=args.workers,
-        progress=not args.no_progress,
-        label=f"certify {args.format}",
+        progress=not args.no_progress and processes.is_main,
+        label=f"certify {args.format}" + (f" (rank 0 of {processes.world_size})" if processes.world_size > 1 else ""),
+        rank=processes.rank,
+        world_size=processes.world_size,
     )
-    seconds = time.perf_counter() - start
-    total = overall.summary()
+    triplets = sorted(processes.gather(evaluated.triplets), key=lambda record: record["index"])
+    # Every rank summarises every metric in the same order: each summary is one collective sync.
+    total = evaluated.overall.summary()
     whole = "overall" if args.format == "nights" else "combined"
-    parts = [(name, m.summary()) for name, m in subsets] + [(whole, total)]
+    parts = [(name, m.summary()) for name, m in evaluated.subsets] + [(whole, total)]
+    scores = {key: float(value) for key, value in evaluated.overall.compute().items() if value.ndim == 0}
+    seconds = time.perf_counter() - start
+    if not processes.is_main:
+        return 0
     print(
         f"{args.format} {split}: {total.triplets} triplets, {args.certificate} rule; {total.decided} decided"
         f" (target != 0.5); images read at {size}x{size}, eps in their [0, 1] pixels"
+        + (f"; {processes.world_size} processes" if processes.world_size > 1 else "")
     )
     print("\n".join(_table(parts, paper)))
     if args.json is not None:
         json_path = Path(args.json)
         plot = _plot(parts, json_path.with_suffix(".png"), f"LipSim certified 2AFC accuracy, {args.format} {split}")
-        scores = {key: float(value) for key, value in overall.compute().items()}
-        write_json(
-            {
-                "format": args.format,
-                "data_dir": args.data_dir,
-                "split": split,
-                "subsets": args.subset,
-                "image_size": size,
-                "weights": str(args.weights),
-                "normalization": args.normalization,
-                "certificate": args.certificate,
-                "triplets": total.triplets,
-                "decided": total.decided,
-                "natural_2afc": scores["2afc"],
-                "natural_accuracy": scores["natural_accuracy"],
-                "rows": [
-                    {"eps": r.eps, "certified": r.reference.value, "certified_all": r.all.value} for r in total.rows
-                ],
-                "intervals": "95%: Wilson score intervals for accuracies, normal (CLT) interval for the soft score",
-                "results": [{"subset": name, **s.to_dict()} for name, s in parts],
-                "paper": paper or None,
-                "plot": plot,
-                "seconds": seconds,
-            },
-            json_path,
-        )
+        report = {
+            "format": args.format,
+            "data_dir": args.data_dir,
+            "split": split,
+            "subsets": args.subset,
+            "image_size": size,
+            "weights": str(args.weights),
+            "normalization": args.normalization,
+            "certificate": args.certificate,
+            "triplets": total.triplets,
+            "decided": total.decided,
+            "natural_2afc": scores["2afc"],
+            "natural_accuracy": scores["natural_accuracy"],
+            "rows": [{"eps": r.eps, "certified": r.reference.value, "certified_all": r.all.value} for r in total.rows],
+            "intervals": "95%: Wilson score intervals for accuracies, normal (CLT) interval for the soft score",
+            "results": [{"subset": name, **s.to_dict()} for name, s in parts],
+            "paper": paper or None,
+            "plot": plot,
+            "processes": processes.world_size,
+            "seconds": seconds,
+        }
+        if args.per_triplet:
+            report["per_triplet"] = triplets
+        write_json(report, json_path)
         print(f"wrote {json_path}" + (f" and {plot}" if plot else ""))
     return 0

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from lipsim_tm.attacks import METHODS, attack_2afc
+from lipsim_tm.data.sharding import ShardedBatches
 from lipsim_tm.functional import lipsim_distance
 from lipsim_tm.functional.confidence import wilson
 from lipsim_tm.models.weights import Weights
@@ -141,6 +143,8 @@ def robustness_report(
     max_triplets: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> RobustnessReport:
     """Evaluate LipSim on 2AFC triplets: natural, certified and empirical accuracy at each l2 budget.
 
@@ -154,7 +158,14 @@ def robustness_report(
         method, steps, restarts: the attack (:func:`~lipsim_tm.attacks.attack_2afc`), run on the
             triplets the metric gets right; ``attack_all`` also attacks all three images.
         max_triplets: evaluate only the first ``max_triplets`` items.
-        seed: the attack's random starts.
+        seed: the attack's random starts (the same for every batch).
+        workers: DataLoader worker processes decoding images.
+        progress: called with the number of triplets of each batch once it is done.
+
+    Inside an initialised ``torch.distributed`` process group (``torchrun``) each process evaluates the batches
+    :class:`~lipsim_tm.data.sharding.ShardedBatches` deals it (the single-process batches, in turn), the
+    counts are summed over processes and every process returns the same report, equal to one process's: a
+    batch holds the same triplets and gets the same attack starts however many processes run.
 
     Certified accuracy comes from :class:`~lipsim_tm.metrics.Certified2AFCAccuracy`. A triplet counts as
     empirically robust at ``eps`` when it is correct and no attack at a budget ``<= eps`` (smaller budgets
@@ -174,6 +185,11 @@ def robustness_report(
         dataset = Subset(dataset, range(min(max_triplets, len(dataset))))
     if len(dataset) == 0:
         raise ValueError("dataset must hold at least one triplet, got an empty dataset")
+    workers = _check_int("workers", workers, 0)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    batches = ShardedBatches(len(dataset), batch_size, rank=rank, world_size=world_size)
 
     from lipsim_tm.metrics import Certified2AFCAccuracy  # torchmetrics only when a report is made
 
@@ -190,16 +206,17 @@ def robustness_report(
         prefers, tie = prefers_img1(ref, x0, x1, weights=backbone, normalization=normalization)
         return ~tie & (prefers == majority)
 
-    natural = decided = 0
-    robust = {"reference": torch.zeros(len(eps_values)), "all": torch.zeros(len(eps_values))}
+    # natural, decided, then robust counts per budget (reference, all): float64, summed over processes at the end
+    counts = torch.zeros(2 + 2 * len(eps_values), dtype=torch.float64)
+    robust = {"reference": counts[2 : 2 + len(eps_values)], "all": counts[2 + len(eps_values) :]}
     targets = ("reference", "all") if attack_all else ("reference",)
-    for ref, x0, x1, p in DataLoader(dataset, batch_size=batch_size):
+    for ref, x0, x1, p in DataLoader(dataset, batch_sampler=batches, num_workers=workers):
         ref, x0, x1, p = (t.to(device) for t in (ref, x0, x1, p))
         metric.update(ref, x0, x1, p)
         majority, is_decided = p > 0.5, p != 0.5
         ok = correct(ref, x0, x1, majority) & is_decided
-        natural += int(ok.sum())
-        decided += int(is_decided.sum())
+        counts[0] += int(ok.sum())
+        counts[1] += int(is_decided.sum())
         for target in targets:
             alive = ok.clone()  # correct and not broken at any smaller budget
             for k, eps in enumerate(eps_values):
@@ -212,9 +229,16 @@ def robustness_report(
                     )  # fmt: skip
                     alive[index] = correct(*result.images, majority[index])
                 robust[target][k] += float(alive.sum())
+        if progress is not None:
+            progress(int(p.shape[0]))
+    if world_size > 1:
+        reduced = counts.to(device)  # NCCL reduces CUDA tensors only
+        dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+        counts.copy_(reduced.cpu())
+    natural, decided = round(float(counts[0])), round(float(counts[1]))
     score_2afc = float(metric.compute()["2afc"])
-    # The metric's float64 counts (its compute() rounds the fractions to float32).
-    certified = {"reference": metric.certified_reference.cpu(), "all": metric.certified_all.cpu()}
+    with metric.sync_context():  # the metric's float64 counts (its compute() rounds the fractions to float32)
+        certified = {"reference": metric.certified_reference.cpu(), "all": metric.certified_all.cpu()}
 
     def fraction(count: float) -> float:
         return count / decided if decided else math.nan
@@ -229,15 +253,15 @@ def robustness_report(
         )
         for k, eps in enumerate(eps_values)
     )
-    counts = {"certified": certified["reference"], "empirical": robust["reference"], "certified_all": certified["all"]}
+    rates = {"certified": certified["reference"], "empirical": robust["reference"], "certified_all": certified["all"]}
     if attack_all:
-        counts["empirical_all"] = robust["all"]
+        rates["empirical_all"] = robust["all"]
     intervals = {
         "method": "95%: Wilson score intervals for accuracies, normal (CLT) interval for the soft 2AFC score",
         "natural": wilson(natural, decided).to_dict(),
         "score_2afc": metric.summary().score.to_dict(),
         "rows": [
-            {"eps": eps, **{key: wilson(float(values[k]), decided).to_dict() for key, values in counts.items()}}
+            {"eps": eps, **{key: wilson(float(values[k]), decided).to_dict() for key, values in rates.items()}}
             for k, eps in enumerate(eps_values)
         ],
     }

@@ -54,3 +54,5 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         import matplotlib  # noqa: F401
         import piq  # noqa: F401
         import torchvision  # noqa: F401
+    if os.environ.get("LIPSIM_REQUIRE_TEACHERS"):  # tox -e teachers: the DreamSim tests may not skip
+        import dreamsim  # noqa: F401

@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:  # FileNotFoundError is an OSError
         parser.exit(2, f"lipsim {args.command}: error: {error}\n")
     except KeyboardInterrupt:
         print("lipsim: interrupted", file=sys.stderr)

@@ -21,6 +21,7 @@ from lipsim_tm.training.config import (
     FinetuneConfig,
     TrainConfig,
 )
+from lipsim_tm.training.teachers import BUILT_IN_TEACHERS
 
 
 def _default(cls: type, name: str) -> Any:
@@ -273,9 +274,12 @@ def add_parser(subparsers: Any) -> None:
         "--teacher",
         required=True,
         metavar="SPEC",
-        help="'export:PATH' (a LipSim export or official checkpoint) or 'package.module:factory', a "
-        "function called with no arguments that returns a callable (N, 3, S, S) images in [0, 1] -> "
-        "(N, D) embeddings; D must equal the student's out_features",
+        help="a built-in teacher: "
+        + "; ".join(f"'{name}': {text}" for name, text in BUILT_IN_TEACHERS.items())
+        + " (pip install 'lipsim-tm[teachers]'; weights downloaded on first use to <cache>/teachers/dreamsim, "
+        "$LIPSIM_CACHE_DIR moves the cache); or 'export:PATH' (a LipSim export or official checkpoint); or "
+        "'package.module:factory', a function called with no arguments that returns a callable (N, 3, S, S) images "
+        "in [0, 1] -> (N, D) embeddings. D must equal the student's out_features (--set-model out_features=D)",
     )
     data.add_argument(
         "--teacher-id",

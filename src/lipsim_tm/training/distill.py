@@ -82,8 +82,9 @@ class DistillStep:
 
 
 def load_teacher(spec: str) -> tuple[Teacher, str]:
-    """A teacher and its id from ``"export:PATH|NAME"`` (a LipSim export/checkpoint, or a registered weights name
-    such as ``default``) or ``"package.module:factory"``.
+    """A teacher and its id from a built-in name (``"dreamsim"``, ``"dreamsim:<kind>"``: see
+    :data:`~lipsim_tm.training.teachers.BUILT_IN_TEACHERS`), ``"export:PATH|NAME"`` (a LipSim export/checkpoint,
+    or a registered weights name such as ``default``) or ``"package.module:factory"``.
 
     A factory is called with no arguments and must return the teacher (a module or function that maps
     ``(N, 3, S, S)`` images in [0, 1] to ``(N, D)`` embeddings). The id keys the teacher-embedding cache, so it
@@ -91,8 +92,15 @@ def load_teacher(spec: str) -> tuple[Teacher, str]:
     the factory module's source file (code identity) and, for an ``nn.Module`` teacher, the sha256 of its state
     dict (weights). A function teacher's weights cannot be read: name its version with ``--teacher-id``.
     """
+    if isinstance(spec, str) and (spec == "dreamsim" or spec.startswith("dreamsim:")):
+        from lipsim_tm.training.teachers.dreamsim import load_dreamsim_teacher
+
+        teacher = load_dreamsim_teacher(spec.partition(":")[2] or "ensemble")
+        return teacher, teacher.identity()
     if not isinstance(spec, str) or ":" not in spec:
-        raise ValueError(f"teacher must be 'export:PATH' or 'package.module:factory', got {spec!r}")
+        raise ValueError(
+            f"teacher must be 'dreamsim', 'dreamsim:<kind>', 'export:PATH' or 'package.module:factory', got {spec!r}"
+        )
     kind, _, rest = spec.partition(":")
     if kind == "export":
         from lipsim_tm.models.checkpoints import state_dict_sha256
@@ -150,6 +158,12 @@ def run_distill(
     if isinstance(teacher, nn.Module):
         teacher = teacher.to(context.device).eval().requires_grad_(False)
     model = build_student(config)
+    width = getattr(teacher, "embedding_dim", None)
+    if isinstance(width, int) and width != model.config.out_features:
+        raise ValueError(
+            f"the teacher produces {width}-d embeddings but the student's out_features is "
+            f"{model.config.out_features}: set it to the teacher's width (--set-model out_features={width})"
+        )
     dataset = ImageFolderDataset(
         config.data_dir,
         crop_size=model.config.input_size,

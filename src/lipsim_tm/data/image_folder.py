@@ -48,7 +48,9 @@ class ImageFolderDataset(Dataset):
 
     ``plain`` is a ``crop_size`` crop (random or centre) of the image, horizontally flipped with
     probability ``flip_p``; ``jittered`` is the same crop after :class:`ColorJitter` (the official
-    second view). Both are ``(3, crop_size, crop_size)`` float32 in [0, 1]. ``key`` identifies the
+    second view). The official views (reference section 5) are ``crop="center"`` (torchvision's
+    ``CenterCrop(crop_size)``, offsets and all, on the image as read), ``flip_p=0.5`` and ``ColorJitter()``;
+    where torchvision pads an image smaller than the crop with black, this reader resizes it up instead. Both are ``(3, crop_size, crop_size)`` float32 in [0, 1]. ``key`` identifies the
     plain view (see :meth:`ViewSpec.cache_key`), for caching teacher embeddings.
 
     Args:
@@ -129,8 +131,8 @@ class ImageFolderDataset(Dataset):
         view_epoch = self.epoch % self.views_per_image if self.views_per_image else self.epoch
         generator = item_generator(self.seed, index, view_epoch, 0)
         u = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
-        if self.crop == "center":
-            top, left = (height - self.crop_size) // 2, (width - self.crop_size) // 2
+        if self.crop == "center":  # torchvision's CenterCrop: offsets rounded half to even
+            top, left = round((height - self.crop_size) / 2), round((width - self.crop_size) / 2)
         else:
             top = min(int(u[0] * (height - self.crop_size + 1)), height - self.crop_size)
             left = min(int(u[1] * (width - self.crop_size + 1)), width - self.crop_size)

@@ -77,15 +77,32 @@ def safe_join(root: str | os.PathLike[str], relative: str, *, source: str) -> Pa
 
 
 def find_images(root: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Every file under ``root`` (recursively) whose suffix is in ``extensions`` (case-insensitive), sorted."""
+    """Every file under ``root`` (recursively) whose suffix is in ``extensions`` (case-insensitive), sorted as paths.
+
+    One ``os.scandir`` pass per folder (file types come from the directory entries, no ``stat`` per file), so an
+    ImageNet-style tree of a million JPEGs in class folders lists in seconds. Symlinks to files count; symlinked
+    folders are not followed (as ``Path.rglob``). An unreadable folder raises ``PermissionError`` naming it.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
     allowed = {e.lower() for e in extensions}
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in allowed)
+    files: list[Path] = []
+    pending = [os.fspath(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    elif os.path.splitext(entry.name)[1].lower() in allowed and entry.is_file():
+                        files.append(Path(entry.path))
+        except PermissionError as error:
+            raise PermissionError(f"cannot list the image folder {folder}: {error}") from error
     if not files:
         raise ValueError(f"no image files with extensions {sorted(allowed)} under {root}")
-    return files
+    return sorted(files)
 
 
 __all__ = ["IMAGE_EXTENSIONS", "find_images", "load_image", "load_pil", "pil_to_tensor", "safe_join", "tensor_to_pil"]

@@ -421,8 +421,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_distill_command(args: argparse.Namespace) -> int:
-    from lipsim_tm.training.distill import load_teacher, run_distill
-    from lipsim_tm.training.distributed import shutdown_distributed
+    from lipsim_tm.training.distill import load_teacher_in_turn, run_distill
+    from lipsim_tm.training.distributed import init_distributed, shutdown_distributed
 
     config = DistillConfig(
         **_common_kwargs(args, DistillConfig),
@@ -437,9 +437,10 @@ def run_distill_command(args: argparse.Namespace) -> int:
         views_per_image=args.views_per_image,
         cache_images=args.cache_images,
     )
-    teacher, teacher_id = load_teacher(args.teacher)
     try:
-        result = run_distill(config, teacher, teacher_id=teacher_id)
+        context = init_distributed(config.device)
+        teacher, teacher_id = load_teacher_in_turn(args.teacher, context)
+        result = run_distill(config, teacher, teacher_id=teacher_id, context=context)
     finally:
         shutdown_distributed()
     return _report(result)

@@ -50,8 +50,9 @@ class ImageFolderDataset(Dataset):
     probability ``flip_p``; ``jittered`` is the same crop after :class:`ColorJitter` (the official
     second view). The official views (reference section 5) are ``crop="center"`` (torchvision's
     ``CenterCrop(crop_size)``, offsets and all, on the image as read), ``flip_p=0.5`` and ``ColorJitter()``;
-    where torchvision pads an image smaller than the crop with black, this reader resizes it up instead. Both are ``(3, crop_size, crop_size)`` float32 in [0, 1]. ``key`` identifies the
-    plain view (see :meth:`ViewSpec.cache_key`), for caching teacher embeddings.
+    where torchvision pads an image smaller than the crop with black, this reader resizes it up instead.
+    Both views are ``(3, crop_size, crop_size)`` float32 in [0, 1]. ``key`` identifies the plain view (see
+    :meth:`ViewSpec.cache_key`), for caching teacher embeddings.
 
     Args:
         root: folder searched recursively for files with ``extensions``.

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from lipsim_tm.data.image_folder import ImageFolderDataset
 from lipsim_tm.data.transforms import ColorJitter
 from lipsim_tm.training.config import DistillConfig
-from lipsim_tm.training.distributed import DistributedContext, init_distributed
+from lipsim_tm.training.distributed import DistributedContext, barrier, init_distributed
 from lipsim_tm.training.teacher_cache import Teacher, TeacherCache, call_teacher
 from lipsim_tm.training.trainer import TrainResult, build_student, train
 
@@ -128,6 +128,21 @@ def load_teacher(spec: str) -> tuple[Teacher, str]:
     return teacher, teacher_identity(spec, teacher, module)
 
 
+def load_teacher_in_turn(spec: str, context: DistributedContext) -> tuple[Teacher, str]:
+    """:func:`load_teacher` on every process of a torchrun job without two processes fetching the same weights at
+    once: rank 0 first (a shared cache), then the first process of each other node (node-local caches), then the
+    rest, each reading what the earlier ones wrote. One process: just :func:`load_teacher`."""
+    if not context.distributed:
+        return load_teacher(spec)
+    turn = 0 if context.rank == 0 else 1 if context.local_rank == 0 else 2
+    for _ in range(turn):  # every process passes 3 barriers: its turn comes after `turn` of them
+        barrier(context)
+    loaded = load_teacher(spec)
+    for _ in range(turn, 3):
+        barrier(context)
+    return loaded
+
+
 def teacher_identity(spec: str, teacher: Teacher, module: Any) -> str:
     """``spec|code:<sha256 of the factory module's file>|weights:<sha256 of the state dict>`` (weights for
     ``nn.Module`` teachers only): the cache key changes with the teacher's code or weights."""
@@ -201,6 +216,7 @@ __all__ = [
     "cosine_loss",
     "distillation_loss",
     "load_teacher",
+    "load_teacher_in_turn",
     "precompute_teacher_embeddings",
     "rmse_loss",
     "run_distill",

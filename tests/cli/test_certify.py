@@ -247,3 +247,23 @@ def test_the_paper_column_shows_the_reference_numbers_beside_ours():
         assert value in text
     assert "[-1, 1] inputs" in text
     assert paper_results("lipsim-margin0.5", "nights") == {"score": 0.851}
+
+
+def test_per_triplet_records_equal_the_metrics_per_sample_values(tmp_path, capsys):
+    """--per-triplet on BAPPS (two subsets, batches straddling them): each record, in index order, against the
+    metric's own per-sample values of one batch of all triplets."""
+    root = write_bapps(tmp_path / "bapps", {"cnn": [0.2, 0.9, 0.5], "traditional": [1.0, 0.3]}, size=32)
+    out = tmp_path / "b.json"
+    argv = [*certify(root, "bapps", out, "--image-size", "32", "--batch-size", "2"), "--per-triplet"]
+    code, _, stderr = run_cli(argv, capsys)
+    assert code == 0, stderr
+    records = json.loads(out.read_text())["per_triplet"]
+    dataset = BAPPS2AFCDataset(root, "val", image_size=32)
+    metric = Certified2AFCAccuracy(WEIGHTS, epsilons=EPS, per_sample=True)
+    ref, img0, img1, p = (torch.stack(parts) for parts in zip(*(dataset[i] for i in range(len(dataset))), strict=True))
+    metric.update(ref, img0, img1, p)
+    expected = metric.compute()
+    assert [r["index"] for r in records] == list(range(5))
+    assert [r["subset"] for r in records] == ["cnn"] * 3 + ["traditional"] * 2
+    for key in ("d0", "d1", "target", "radius_reference", "radius_all"):
+        assert [r[key] for r in records] == pytest.approx(expected[key].tolist(), rel=1e-5, abs=1e-7), key

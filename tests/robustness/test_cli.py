@@ -52,6 +52,10 @@ def test_run_on_synthetic_triplets_writes_table_json_and_plot(trained, photos, t
         (["--epsilons", "-1"], "epsilons must hold finite numbers >= 0"),
         (["--threads", "0"], "--threads must be >= 1"),
         (["--image-size", "0"], "--image-size must be >= 1"),
+        (["--workers", "-1"], "--workers must be >= 0, got -1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--max-triplets", "-2"], "--max-triplets must be >= 1, got -2"),
+        (["--device", "mps"], "--device mps: MPS is not available"),
     ],
 )
 def test_bad_arguments_exit_2_with_the_reason(photos, tmp_path, capsys, extra, match):

@@ -6,6 +6,7 @@ cuda`` means this process's ``cuda:LOCAL_RANK``, and only rank 0 prints, shows p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,15 +45,11 @@ def evaluation_processes(device_text: str) -> Iterator[Processes]:
     from lipsim_tm.training.distributed import init_distributed, shutdown_distributed
 
     device = parse_device(device_text)
-    if device.type not in ("cpu", "cuda"):
-        context = init_distributed("cpu")
-        if context.world_size > 1:
-            shutdown_distributed()
-            raise ValueError(f"--device {device_text}: torchrun runs take cpu or cuda")
-    else:
-        context = init_distributed(device.type)
-        if device.index is None:
-            device = context.device
+    if device.type not in ("cpu", "cuda") and os.environ.get("WORLD_SIZE", "1") != "1":
+        raise ValueError(f"--device {device_text}: torchrun runs take cpu or cuda")
+    context = init_distributed("cuda" if device.type == "cuda" else "cpu")
+    if device.type in ("cpu", "cuda") and device.index is None:
+        device = context.device  # cuda: this process's cuda:LOCAL_RANK
     try:
         yield Processes(context.rank, context.world_size, device)
     finally:

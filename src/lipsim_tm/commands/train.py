@@ -393,8 +393,8 @@ def add_parser(subparsers: Any) -> None:
         "--synthetic-labeller",
         default=None,
         metavar="SPEC",
-        help="synthetic: a teacher ('export:PATH' or 'package.module:factory', as for distillation) whose "
-        "embedding distances decide cross-family triplets",
+        help="synthetic: a teacher ('dreamsim', 'dreamsim:<branch>', 'export:PATH' or 'package.module:factory', as "
+        "for distillation) whose embedding distances decide cross-family triplets",
     )
     data.add_argument("--bapps-subsets", nargs="+", default=None, help="bapps: subsets to use (default: all present)")
     data.add_argument(

@@ -165,7 +165,8 @@ def robustness_report(
     Inside an initialised ``torch.distributed`` process group (``torchrun``) each process evaluates the batches
     :class:`~lipsim_tm.data.sharding.ShardedBatches` deals it (the single-process batches, in turn), the
     counts are summed over processes and every process returns the same report, equal to one process's: a
-    batch holds the same triplets and gets the same attack starts however many processes run.
+    batch holds the same triplets and gets the same attack starts however many processes run. Call it on every
+    process of the group (as the metric's own sync requires).
 
     Certified accuracy comes from :class:`~lipsim_tm.metrics.Certified2AFCAccuracy`. A triplet counts as
     empirically robust at ``eps`` when it is correct and no attack at a budget ``<= eps`` (smaller budgets
@@ -188,7 +189,8 @@ def robustness_report(
     workers = _check_int("workers", workers, 0)
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
-    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     batches = ShardedBatches(len(dataset), batch_size, rank=rank, world_size=world_size)
 
     from lipsim_tm.metrics import Certified2AFCAccuracy  # torchmetrics only when a report is made

@@ -138,6 +138,8 @@ def test_plot_without_matplotlib_says_how_to_get_it(report, tmp_path, monkeypatc
         ({"batch_size": 0}, ValueError, "batch_size must be an int >= 1"),
         ({"max_triplets": 0}, ValueError, "max_triplets must be an int >= 1"),
         ({"attack_all": 1}, TypeError, "attack_all must be a bool"),
+        ({"workers": -1}, ValueError, "workers must be an int >= 0, got -1"),
+        ({"progress": "bar"}, TypeError, "progress must be callable or None, got str"),
         ({"distance": "l1"}, ValueError, "distance"),
         ({"weights": "default"}, ValueError, "not available"),
     ],
@@ -152,3 +154,11 @@ def test_bad_arguments(triplets, kwargs, error, match, monkeypatch, tmp_path):
 def test_empty_dataset_is_refused():
     with pytest.raises(ValueError, match="dataset must hold at least one triplet"):
         robustness_report([], weights="random:tiny32")
+
+
+def test_progress_counts_every_triplet_and_workers_change_nothing(trained, triplets):
+    calls: list[int] = []
+    options = {"weights": trained[0], "epsilons": (0.0, 0.2), "steps": 2, "batch_size": 3, "max_triplets": 7}
+    serial = robustness_report(triplets, progress=calls.append, **options)
+    assert calls == [3, 3, 1]
+    assert robustness_report(triplets, workers=2, **options) == serial

@@ -8,6 +8,7 @@ The backend is NCCL on CUDA and gloo on the CPU.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -73,8 +74,16 @@ def init_distributed(device: str = "auto") -> DistributedContext:
 
 
 def shutdown_distributed() -> None:
-    """Destroy the process group if one exists."""
+    """Destroy the process group if one exists.
+
+    On a normal exit every process first waits at a barrier, so none tears the group down while another still
+    uses it (gloo's teardown can abort a process whose peer is still writing its results: "terminate called
+    without an active exception"). While an exception propagates (a ``finally`` on a failing process) it tears
+    down at once: waiting could deadlock with peers blocked in a collective, and torchrun stops them anyway.
+    """
     if dist.is_available() and dist.is_initialized():
+        if sys.exc_info()[0] is None and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 

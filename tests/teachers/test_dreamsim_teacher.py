@@ -106,6 +106,10 @@ def test_bad_input(dreamsim_cache):
         teacher(torch.rand(2, 1, 224, 224))
     with pytest.raises(TypeError, match=r"images must be floating point in \[0, 1\], got torch.uint8"):
         teacher(torch.zeros(1, 3, 224, 224, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"images must hold values in \[0, 1\].*got \[-0\.5, 1\.0\]"):
+        teacher(torch.cat([torch.full((1, 3, 224, 224), -0.5), torch.ones(1, 3, 224, 224)]))
+    with pytest.raises(ValueError, match=r"images must hold values in \[0, 1\]"):
+        teacher(torch.full((1, 3, 224, 224), float("nan")))
     with pytest.raises(TypeError, match=r"images must be a torch\.Tensor, got list"):
         teacher([1.0])
     with pytest.raises(ValueError, match="dreamsim teacher kind must be one of"):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lipsim_tm.commands._common import (
     add_certificate_arguments,
@@ -17,6 +17,9 @@ from lipsim_tm.commands._common import (
     parse_eps,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from lipsim_tm.training.distributed import DistributedContext
 
 FORMATS: tuple[str, ...] = ("nights", "bapps")
 #: Images are read at each dataset's own resolution by default, so eps is in its pixels.
@@ -156,7 +159,7 @@ def evaluate_subsets(
 
     With ``world_size > 1`` this process reads the batches :class:`~lipsim_tm.data.sharding.ShardedBatches`
     gives ``rank`` (the single-process batches, dealt out in turn): the metrics sync their sums when summarised,
-    so every rank's summaries equal one process's; per-triplet records stay local (see :meth:`Processes.gather`).
+    so every rank's summaries equal one process's; per-triplet records stay local (see ``gather_lists``).
     Per-triplet records need ``new_metric()`` to keep per-sample states.
     """
     from torch.utils.data import DataLoader
@@ -276,9 +279,10 @@ def run(args: argparse.Namespace) -> int:
         return _certify(args, processes)
 
 
-def _certify(args: argparse.Namespace, processes: Any) -> int:
+def _certify(args: argparse.Namespace, processes: DistributedContext) -> int:
     from lipsim_tm.commands.paper import paper_results
     from lipsim_tm.metrics import Certified2AFCAccuracy
+    from lipsim_tm.training.distributed import gather_lists
 
     paper = paper_results(str(args.weights), args.format) if args.compare_paper else {}
     epsilons = sorted(set(args.eps) | set(paper.get("certified", {})))
@@ -308,7 +312,7 @@ def _certify(args: argparse.Namespace, processes: Any) -> int:
         rank=processes.rank,
         world_size=processes.world_size,
     )
-    triplets = sorted(processes.gather(evaluated.triplets), key=lambda record: record["index"])
+    triplets = sorted(gather_lists(evaluated.triplets, processes), key=lambda record: record["index"])
     # Every rank summarises every metric in the same order: each summary is one collective sync.
     total = evaluated.overall.summary()
     whole = "overall" if args.format == "nights" else "combined"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lipsim_tm.training.distributed import DistributedContext
 
 DATASETS: tuple[str, ...] = ("nights", "bapps", "synthetic")
 
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         return _report(args, processes, output)
 
 
-def _report(args: argparse.Namespace, processes: Any, output: Path) -> int:
+def _report(args: argparse.Namespace, processes: DistributedContext, output: Path) -> int:
     from lipsim_tm.commands._common import Progress
     from lipsim_tm.data.sharding import ShardedBatches
     from lipsim_tm.models.weights import resolve_backbone

@@ -138,6 +138,15 @@ def check_ranks_in_sync(model: nn.Module, context: DistributedContext) -> None:
                 raise RuntimeError(f"parameter {name!r} differs between rank 0 and rank {rank}: the ranks diverged")
 
 
+def gather_lists(items: list, context: DistributedContext) -> list:
+    """Every rank's ``items`` (picklable), concatenated in rank order, on every rank; ``items`` with one process."""
+    if not context.distributed:
+        return items
+    gathered: list[list] = [[] for _ in range(context.world_size)]
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]
+
+
 def any_rank(flag: bool, context: DistributedContext) -> bool:
     """True on every rank if ``flag`` is true on any rank (so all ranks stop at the same step)."""
     if not context.distributed:
@@ -152,6 +161,7 @@ __all__ = [
     "any_rank",
     "barrier",
     "check_ranks_in_sync",
+    "gather_lists",
     "init_distributed",
     "mean_over_ranks",
     "resolve_device",

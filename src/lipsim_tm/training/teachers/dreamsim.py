@@ -74,7 +74,7 @@ class DreamSimTeacher(nn.Module):
             raise ValueError(f"images must have shape (N, 3, H, W) with N >= 1 (RGB), got {tuple(images.shape)}")
         if not images.is_floating_point():
             raise TypeError(f"images must be floating point in [0, 1], got {images.dtype}")
-        low, high = float(images.min()), float(images.max())
+        low, high = torch.stack(torch.aminmax(images)).tolist()  # one device sync per call
         if not (low >= 0.0 and high <= 1.0):  # also refuses NaN
             raise ValueError(f"images must hold values in [0, 1] (DreamSim's input range), got [{low}, {high}]")
         parameter = next(self.model.parameters())

@@ -188,16 +188,19 @@ def robustness_outputs(tmp_path: Path) -> dict[str, Any]:
 def compare(actual: Any, expected: Any, where: str, rel: float, abs_: float) -> None:
     """Equal structure; numbers within ``rel``/``abs_``; everything else exactly equal."""
     if isinstance(expected, dict):
-        assert isinstance(actual, dict) and sorted(actual) == sorted(expected), f"{where}: keys differ"
+        assert isinstance(actual, dict), f"{where}: {actual!r} is not a dict"
+        assert sorted(actual) == sorted(expected), f"{where}: keys differ"
         for key in expected:
             compare(actual[key], expected[key], f"{where}/{key}", rel, abs_)
     elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), f"{where}: lengths differ"
+        assert isinstance(actual, list), f"{where}: {actual!r} is not a list"
+        assert len(actual) == len(expected), f"{where}: lengths differ"
         for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             compare(a, e, f"{where}[{i}]", rel, abs_)
     elif isinstance(expected, float) and not isinstance(actual, bool):
         if math.isnan(expected):
-            assert isinstance(actual, float) and math.isnan(actual), f"{where}: {actual} is not NaN"
+            assert isinstance(actual, float), f"{where}: {actual!r} is not a float"
+            assert math.isnan(actual), f"{where}: {actual} is not NaN"
         else:
             assert actual == pytest.approx(expected, rel=rel, abs=abs_), f"{where}: {actual} != pinned {expected}"
     else:

@@ -1,10 +1,10 @@
-"""Cost of the certificate arithmetic alone: :func:`~lipsim_tm.functional.certificates.certify_triplets`.
+"""Cost of the 2AFC core after the network: :func:`~lipsim_tm.functional.two_afc._two_afc_update`.
 
     python benchmarks/bench_certificates.py --threads 2
 
-Times the decision plus both radii (reference-only and all-images) from given embeddings and features,
-for each certificate rule and normalisation, at several batch sizes and embedding widths (512: the default
-model, 1792: ``small``). This is what ``Certified2AFCAccuracy.update`` adds to plain 2AFC scoring besides
+Times normalisation, both distances, the decision and both radii (reference-only and all-images) from given
+features, for each certificate rule and normalisation, at several batch sizes and embedding widths (512: the
+default model, 1792: ``small``). This is what ``Certified2AFCAccuracy.update`` does besides the forward pass and
 a few reductions. Median of ``--repeats`` timed calls after a warm-up. Writes
 ``results/certificate-arithmetic.json``.
 """
@@ -16,8 +16,7 @@ from functools import partial
 
 import torch
 
-from lipsim_tm.functional.certificates import certify_triplets
-from lipsim_tm.functional.normalization import normalize_embedding
+from lipsim_tm.functional.two_afc import _two_afc_update
 
 from common import apply_timing_options, machine_description, median_seconds, timing_parser, write_json
 
@@ -25,15 +24,14 @@ CASES: tuple[tuple[str, str], ...] = (("augment", "plain"), ("augment", "norm_aw
 
 
 def workload(batch: int, width: int, normalization: str, certificate: str) -> partial:
-    """``certify_triplets`` on random features of norm ~1.5 (the default model's median), ready to call."""
+    """The 2AFC core on random features of norm ~1.5 (the default model's median), ready to call."""
     gen = torch.Generator().manual_seed(batch * 7 + width)
     features = torch.randn(3 * batch, width, generator=gen)
     features = 1.5 * features / features.norm(dim=1, keepdim=True) + 0.05 * torch.randn(3 * batch, width, generator=gen)
-    phi = normalize_embedding(features, normalization).chunk(3)
     return partial(
-        certify_triplets,
-        *phi,
-        features.chunk(3),
+        _two_afc_update,
+        *features.chunk(3),
+        distance="cosine",
         normalization=normalization,
         certificate=certificate,
         lipschitz=2.0,

@@ -23,8 +23,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from lipsim_tm.data import ColorJitter, ImageFolderDataset, find_images
+from lipsim_tm.data import ImageFolderDataset, find_images
 from lipsim_tm.data.images import IMAGE_EXTENSIONS
+from lipsim_tm.data.transforms import ColorJitter
 
 from common import BENCHMARKS_DIR, REPO_ROOT, machine_description, write_json
 

@@ -55,7 +55,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lipsim_tm import LipSimBackbone, LipSimConfig
-from lipsim_tm.functional.certificates import decision
+from lipsim_tm.functional.certificates.margins import triplet_margins
+from lipsim_tm.functional.normalization import apply_normalization
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
 from lipsim_tm.models.weights import resolve_backbone
 from peers import PEERS, build_peer
@@ -267,8 +268,9 @@ def plain_2afc(metric: Certified2AFCAccuracy) -> Callable[[Tensor, Tensor, Tenso
     def update(ref: Tensor, img0: Tensor, img1: Tensor, target: Tensor) -> Tensor:
         metric._check_images(ref=ref, img0=img0, img1=img1)
         with torch.no_grad():
-            phi_r, phi_0, phi_1 = metric._embed(ref, img0, img1).chunk(3)
-        prefers, tie = decision(phi_r, phi_0, phi_1)
+            phi_r, phi_0, phi_1 = apply_normalization(metric._features(ref, img0, img1), metric.normalization).chunk(3)
+        margins = triplet_margins(phi_r, phi_0, phi_1)
+        prefers, tie = margins.prefers_img1, margins.tie
         p = target.double()
         state["score"] = state["score"] + torch.where(tie, 0.5, torch.where(prefers, p, 1 - p)).sum()
         return state["score"]

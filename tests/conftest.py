@@ -14,7 +14,10 @@ from hypothesis import HealthCheck, settings
 # Make tests/oracle.py and other helpers importable as plain modules.
 sys.path.insert(0, str(Path(__file__).parent))
 
+from dataset_writers import write_photos
 from torch_threads import one_thread
+
+TESTS = Path(__file__).parent
 
 settings.register_profile(
     "default",
@@ -40,6 +43,24 @@ def single_thread() -> Iterator[None]:
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(scope="session")
+def photos_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 synthetic photos (PNG and JPEG, some nested), shared read-only by the tests of a session."""
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder, 8)
+    return folder
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """Environment for child processes: one thread each, the test helpers importable, src on the path."""
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    paths = [str(TESTS), str(TESTS.parent / "src"), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return env
 
 
 @pytest.fixture(params=DEVICES)

@@ -92,3 +92,15 @@ def write_bapps(root: Path, judges: dict[str, list[float]], *, split: str = "val
                 Image.fromarray(synthetic_photo(1000 * s + 10 * i + k, size, size)).save(base / name / f"{stem}.png")
             np.save(base / "judge" / f"{stem}.npy", np.array([judge], dtype=np.float32))
     return root
+
+
+def write_photos(folder: Path, count: int = 6, *, seed: int = 0, size: tuple[int, int] = (72, 88)) -> list[Path]:
+    """``count`` photos as PNG and JPEG, some in a subfolder; returns their paths."""
+    paths = []
+    for i in range(count):
+        sub = folder / ("nested" if i % 3 == 2 else "")
+        sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"photo{i}.{'jpg' if i % 2 else 'png'}"
+        Image.fromarray(synthetic_photo(seed * 1000 + i, *size)).save(path, quality=95)
+        paths.append(path)
+    return paths

@@ -11,7 +11,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "lipsim_tm"
 
 #: Layer of each top-level part of the package (docs/architecture.md).
 LAYERS: dict[str, int] = {
+    "checks": 0,
     "nn": 1,
+    "distributed": 1,
     "data": 1,
     "attacks": 1,
     "plotting": 1,
@@ -22,7 +24,6 @@ LAYERS: dict[str, int] = {
     "retrieval": 4,
     "training": 5,
     "robustness": 5,
-    "registry": 5,  # the documented alias of models.registry
     "commands": 6,
     "cli": 6,
     "__init__": 6,
@@ -33,7 +34,6 @@ CERTIFICATE_RANKS: dict[str, int] = {
     "margins": 1,
     "plain": 2,
     "norm_aware": 2,
-    "triplets": 3,
     "intervals": 3,
     "__init__": 4,
 }
@@ -85,6 +85,32 @@ def test_the_certificates_package_flows_one_way() -> None:
                     assert CERTIFICATE_RANKS[name] < rank, f"{path.name} imports {target}"
             elif target.startswith("lipsim_tm.functional"):
                 assert target.startswith("lipsim_tm.functional.normalization"), f"{path.name} imports {target}"
+
+
+#: The pieces of the pipeline after the network (normalise -> distances -> certificates), which only the functional
+#: cores (``functional/distance.py``, ``functional/two_afc.py``) compose.
+PIPELINE_PIECES = (
+    "apply_normalization",
+    "embedding_distance",
+    "distance_from_embeddings",
+    "norm_and_floor",
+    "triplet_margins",
+    "plain_radii",
+    "norm_aware_radii",
+    "invert_shift",
+    "distance_shift",
+    "distance_interval",
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SOURCES if p.parent.name in ("metrics", "commands")],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_metrics_and_commands_call_the_core_not_its_pieces(path: Path) -> None:
+    names = {target.rsplit(".", 1)[-1] for target in _imports(path)}
+    assert not names & set(PIPELINE_PIECES), f"{path.relative_to(PACKAGE)} uses {sorted(names & set(PIPELINE_PIECES))}"
 
 
 def test_there_is_no_import_cycle() -> None:

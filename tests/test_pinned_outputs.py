@@ -26,7 +26,7 @@ from lipsim_tm import LipSimBackbone
 from lipsim_tm.cli import main
 from lipsim_tm.functional import certified_distance_interval, two_afc
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
-from lipsim_tm.models.checkpoints import save_export
+from lipsim_tm.models.checkpoints.export import save_export
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

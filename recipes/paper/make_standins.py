@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from lipsim_tm.data import apply_distortion
+from lipsim_tm.data.distortions import apply_distortion
 from lipsim_tm.data.images import pil_to_tensor, tensor_to_pil
 
 PHOTOS = sorted((Path(__file__).resolve().parents[2] / "src" / "lipsim_tm" / "assets" / "photos").glob("*.jpg"))

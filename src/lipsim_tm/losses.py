@@ -6,10 +6,10 @@ import torch
 from torch import Tensor
 from torch.nn.modules.loss import _Loss
 
-from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings, reduce
-from lipsim_tm.functional.embedding import check_same_shape, embed, preprocessing_for
+from lipsim_tm.functional.distance import _lipsim_distance_update, check_distance, check_reduction, reduce
+from lipsim_tm.functional.embedding import features_of, preprocessing_for
 from lipsim_tm.functional.normalization import check_normalization
-from lipsim_tm.functional.preprocessing import DataRange
+from lipsim_tm.functional.preprocessing import DataRange, check_image_batches
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.frozen import FrozenBackbone
 from lipsim_tm.models.weights import Weights, resolve_backbone
@@ -57,10 +57,12 @@ class LipSimLoss(_Loss):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """Distance between ``x[i]`` and ``y[i]``, reduced; at least float32."""
-        for name, value in (("x", x), ("y", y)):
-            if isinstance(value, Tensor) and value.device != self.net.device:
-                raise ValueError(f"{name} is on {value.device} but the loss's network is on {self.net.device}")
-            self.prep.check(value, name)
-        check_same_shape(x=x, y=y)
-        phi_x, phi_y = embed(self.net, torch.cat([x, y]), self.prep, self.net.dtype, self.normalization).chunk(2)
-        return reduce(distance_from_embeddings(phi_x, phi_y, self.distance), self.reduction)
+        images = {"x": x, "y": y}
+        check_image_batches(
+            images, self.prep, device=self.net.device, owner="the loss's network", fix="call loss.to({name}.device)"
+        )
+        features_x, features_y = features_of(self.net, torch.cat([x, y]), self.prep, self.net.dtype).chunk(2)
+        update = _lipsim_distance_update(
+            features_x, features_y, distance=self.distance, normalization=self.normalization
+        )
+        return reduce(update.distance, self.reduction)

@@ -7,8 +7,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lipsim_tm.attacks import apgd, make_feasible, pgd
+from lipsim_tm.attacks.apgd import apgd
+from lipsim_tm.attacks.budget import make_feasible
 from lipsim_tm.attacks.objectives import DistanceChange, TwoAFCFlip
+from lipsim_tm.attacks.pgd import pgd
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-from metrics_helpers import tiny, triplets
 from torch import nn
 
 from lipsim_tm.functional import two_afc
 from lipsim_tm.metrics import Certified2AFCAccuracy
+from metrics_helpers import tiny, triplets
 
 W = "random:tiny32"
 EPS = (0.0, 0.045, 0.092)  # between the radii of these triplets, so the counts discriminate
@@ -177,9 +177,9 @@ def test_shared_backbone_is_not_copied_frozen_or_trained() -> None:
     [
         (torch.rand(5), ValueError, r"target must have shape \(6,\)"),
         (torch.rand(6, 1), ValueError, r"target must have shape \(6,\)"),
-        (torch.full((6,), 1.5), ValueError, r"target must hold fractions in \[0, 1\]"),
-        (torch.full((6,), -0.1), ValueError, r"target must hold fractions in \[0, 1\]"),
-        (torch.full((6,), float("nan")), ValueError, "including NaN/inf"),
+        (torch.full((6,), 1.5), ValueError, r"target values must lie in \[0, 1\]"),
+        (torch.full((6,), -0.1), ValueError, r"target values must lie in \[0, 1\]"),
+        (torch.full((6,), float("nan")), ValueError, "target contains NaN or infinite values"),
         ([0.0] * 6, TypeError, r"target must be a torch\.Tensor"),
     ],
 )

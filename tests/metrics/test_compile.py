@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import torch
-from metrics_helpers import images, tiny, triplets
 from torch._inductor import exc
 
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
 from lipsim_tm.models import compiling
+from metrics_helpers import images, tiny, triplets
 
 
 def test_compile_must_be_a_bool() -> None:

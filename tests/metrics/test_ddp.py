@@ -14,9 +14,9 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from metrics_helpers import images, triplets
 
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
+from metrics_helpers import images, triplets
 
 WORLD = 2
 W = "random:tiny32"

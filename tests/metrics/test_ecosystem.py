@@ -7,13 +7,13 @@ import pickle
 
 import pytest
 import torch
-from metrics_helpers import images, tiny, triplets
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.wrappers import FeatureShare
 
 from lipsim_tm.losses import LipSimLoss
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
+from metrics_helpers import images, tiny, triplets
 
 W = "random:tiny32"
 

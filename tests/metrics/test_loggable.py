@@ -7,11 +7,11 @@ import pickle
 
 import pytest
 import torch
-from metrics_helpers import images, triplets
 from torch import nn
 
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
 from lipsim_tm.metrics.views import ResultView
+from metrics_helpers import images, triplets
 
 W = "random:tiny32"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metrics_helpers import images, tiny
 
 from lipsim_tm.functional import lipsim_distance
 from lipsim_tm.losses import LipSimLoss
+from metrics_helpers import images, tiny
 
 W = "random:tiny32"
 

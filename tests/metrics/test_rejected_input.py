@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import torch
-from metrics_helpers import images, triplets
 from torch import Tensor
 
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
+from metrics_helpers import images, triplets
 
 W = "random:tiny32"
 SETTINGS = {"default": {}, "dist_sync_on_step": {"dist_sync_on_step": True}, "compute_on_cpu": {"compute_on_cpu": True}}

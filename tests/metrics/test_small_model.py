@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metrics_helpers import triplets
 
 from lipsim_tm.functional import two_afc
 from lipsim_tm.metrics import Certified2AFCAccuracy
+from metrics_helpers import triplets
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from metrics_helpers import images, triplets
 
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
+from metrics_helpers import images, triplets
 
 W = "random:tiny32"
 

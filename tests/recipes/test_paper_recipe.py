@@ -14,7 +14,7 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
-from lipsim_tm.models.checkpoints import load_export
+from lipsim_tm.models.checkpoints.export import load_export
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "paper"

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lipsim_tm import LipSimBackbone
-from lipsim_tm.attacks import TopOneChange, apgd
-from lipsim_tm.retrieval import Embedder, EmbeddingGallery, nearest_certified
+from lipsim_tm.attacks.apgd import apgd
+from lipsim_tm.retrieval import Embedder, EmbeddingGallery
+from retrieval_helpers import TopOneChange, nearest_certified
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

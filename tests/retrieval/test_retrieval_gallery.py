@@ -7,8 +7,10 @@ import torch
 
 from lipsim_tm import LipSimBackbone
 from lipsim_tm.functional.normalization import normalize_embedding
-from lipsim_tm.retrieval import Embedder, EmbeddingGallery, PreparedGallery, nearest_certified
+from lipsim_tm.retrieval import Embedder, EmbeddingGallery
+from lipsim_tm.retrieval.certify import PreparedGallery
 from lipsim_tm.retrieval.gallery import FORMAT
+from retrieval_helpers import nearest_certified
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -84,8 +86,8 @@ def _payload(**changes):
         (_payload(version=3), ValueError, "version 3"),
         (_payload(version=2), ValueError, "expected keys"),  # version 2 has labels and source
         (_payload(embeddings=torch.tensor([[float("nan")]])), ValueError, "embeddings must be finite"),
-        (_payload(embeddings=torch.ones(3)), ValueError, r"embeddings must have shape \(M, D\)"),
-        (_payload(lipschitz_bound=-1.0), ValueError, "lipschitz_bound must be a positive finite number"),
+        (_payload(embeddings=torch.ones(3)), ValueError, r"embeddings must have shape \(N, D\)"),
+        (_payload(lipschitz_bound=-1.0), ValueError, "lipschitz_bound must be a finite number > 0"),
         (_payload(normalization="plain"), ValueError, "normalization must be one of"),
         ([1, 2], ValueError, "not a gallery file"),
     ],
@@ -128,10 +130,10 @@ def test_bad_input(backbone):
         Embedder(backbone, "unit")
     with pytest.raises(TypeError, match="embed must be callable"):
         Embedder("lipsim")
-    with pytest.raises(ValueError, match="lipschitz_bound must be a positive finite number"):
+    with pytest.raises(ValueError, match="lipschitz_bound must be a finite number > 0"):
         Embedder(backbone, lipschitz_bound=0.0)
     embedder = Embedder(backbone)
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         embedder.embed_batches(torch.rand(2, 3, 32, 32), batch_size=0)
     with pytest.raises(TypeError, match=r"image batch 0 must be a torch\.Tensor"):
         embedder.embed_batches([[0.0]])

@@ -95,8 +95,8 @@ def test_audit_finds_no_flip_beyond_max_eps_as_inf(trained, images):
         ({"perturb": "x0"}, "perturb must be one of"),
         ({"method": "fgsm"}, "method must be one of"),
         ({"bisection_steps": -1}, "bisection_steps must be an int >= 0"),
-        ({"max_eps": 0.0}, "max_eps must be a positive finite number"),
-        ({"max_eps": math.inf}, "max_eps must be a positive finite number"),
+        ({"max_eps": 0.0}, "max_eps must be a finite number > 0"),
+        ({"max_eps": math.inf}, "max_eps must be a finite number > 0"),
     ],
 )
 def test_bad_arguments(images, kwargs, match):

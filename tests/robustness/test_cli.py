@@ -50,11 +50,11 @@ def test_run_on_synthetic_triplets_writes_table_json_and_plot(trained, photos, t
     [
         (["--split", "test"], "--split applies to nights and bapps"),
         (["--epsilons", "-1"], "epsilons must hold finite numbers >= 0"),
-        (["--threads", "0"], "--threads must be >= 1"),
-        (["--image-size", "0"], "--image-size must be >= 1"),
-        (["--workers", "-1"], "--workers must be >= 0, got -1"),
-        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
-        (["--max-triplets", "-2"], "--max-triplets must be >= 1, got -2"),
+        (["--threads", "0"], "argument --threads: must be an int >= 1"),
+        (["--image-size", "0"], "argument --image-size: must be an int >= 1"),
+        (["--workers", "-1"], "argument --workers: must be an int >= 0, got '-1'"),
+        (["--batch-size", "0"], "argument --batch-size: must be an int >= 1, got '0'"),
+        (["--max-triplets", "-2"], "argument --max-triplets: must be an int >= 1, got '-2'"),
         (["--device", "mps"], "--device mps: MPS is not available"),
     ],
 )

@@ -10,7 +10,8 @@ import torch
 
 from lipsim_tm.functional import two_afc
 from lipsim_tm.metrics import Certified2AFCAccuracy
-from lipsim_tm.robustness import MATPLOTLIB_MISSING, plot_report, robustness_report
+from lipsim_tm.plotting import MATPLOTLIB_MISSING
+from lipsim_tm.robustness import plot_report, robustness_report
 from torch_threads import one_thread
 
 EPSILONS = (0.0, 0.2, 0.5, 1.5)

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import torch
-from training_fixtures import LinearTeacher
 
+from lipsim_tm.distributed import shutdown_distributed
 from lipsim_tm.training import DistillConfig, run_distill
-from lipsim_tm.training.distributed import shutdown_distributed
+from training_fixtures import LinearTeacher
 
 
 def main(out: str, photos: str) -> None:

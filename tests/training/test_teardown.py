@@ -12,7 +12,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lipsim_tm.training.distributed import shutdown_distributed
+from lipsim_tm.distributed import shutdown_distributed
 
 
 def test_shutdown_collects_ddp_wrappers_before_destroying_the_group(tmp_path):

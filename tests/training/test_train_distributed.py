@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_fixtures import PYTHON
 
-from lipsim_tm.models.checkpoints import load_export
+from lipsim_tm.models.checkpoints.export import load_export
+from training_fixtures import PYTHON
 
 ENTRY = Path(__file__).parent / "ddp_entry.py"
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.utils.data import TensorDataset
-from training_fixtures import LinearTeacher
 
 from lipsim_tm import LipSimBackbone
 from lipsim_tm.data import ImageFolderDataset, Synthetic2AFCDataset
-from lipsim_tm.training import DistillConfig, FinetuneConfig, evaluate_2afc, run_distill, run_finetune
+from lipsim_tm.training import DistillConfig, FinetuneConfig, run_distill, run_finetune
 from lipsim_tm.training.distill import rmse_loss
+from lipsim_tm.training.evaluation import evaluate_2afc
 from lipsim_tm.training.trainer import seed_everything
+from training_fixtures import LinearTeacher
 
 
 def held_out_views(photos_dir, n: int = 8) -> torch.Tensor:
@@ -65,7 +66,7 @@ def materialise(dataset) -> TensorDataset:
 
 @pytest.fixture(scope="module")
 def cross_family_triplets(tmp_path_factory):
-    from training_fixtures import write_photos
+    from dataset_writers import write_photos
 
     folder = tmp_path_factory.mktemp("ft_photos")
     write_photos(folder, 8)
@@ -107,7 +108,7 @@ def test_finetuning_raises_2afc_agreement_well_above_chance(tmp_path, cross_fami
 
 @pytest.mark.slow
 def test_one_distillation_step_of_the_released_small_architecture(tmp_path):
-    from training_fixtures import write_photos
+    from dataset_writers import write_photos
 
     folder = tmp_path / "photos"
     write_photos(folder, 2, size=(240, 256))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from training_fixtures import LinearTeacher
 
 from lipsim_tm.data import ImageFolderDataset
-from lipsim_tm.training import DistillConfig, load_training_checkpoint, run_distill, train
+from lipsim_tm.distributed import DistributedContext
+from lipsim_tm.training import DistillConfig, run_distill
+from lipsim_tm.training.checkpointing import load_training_checkpoint
 from lipsim_tm.training.distill import DistillStep
-from lipsim_tm.training.distributed import DistributedContext
-from lipsim_tm.training.trainer import build_student
+from lipsim_tm.training.trainer import build_student, train
+from training_fixtures import LinearTeacher
 
 
 def config(tmp_path, photos_dir, **kwargs) -> DistillConfig:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_fixtures import PYTHON, REPO
 
-from lipsim_tm.models.checkpoints import load_export
-from lipsim_tm.training import load_training_checkpoint
+from lipsim_tm.models.checkpoints.export import load_export
+from lipsim_tm.training.checkpointing import load_training_checkpoint
+from training_fixtures import PYTHON, REPO
 
 
 def command(out: Path, photos: Path, *extra: str) -> list[str]:

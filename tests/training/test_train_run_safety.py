@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from lipsim_tm.cli import main
-from lipsim_tm.models.checkpoints import load_export
+from lipsim_tm.models.checkpoints.export import load_export
 from lipsim_tm.training.checkpointing import load_training_checkpoint
 
 TINY = ["--model", "tiny32", "--no-progress", "--device", "cpu", "--threads", "1"]

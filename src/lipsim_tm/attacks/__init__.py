@@ -1,4 +1,4 @@
-"""Attacks on perceptual distances: l2/l_inf PGD and APGD, for 2AFC flips, distance changes and retrieval.
+"""Attacks on perceptual distances: l2/l_inf PGD and APGD, for 2AFC flips and distance changes.
 
 Budgets are in the user's pixel space (per image), and every iterate stays in the valid range. Any
 differentiable ``distance_fn(x, y) -> (N,)`` works, e.g.::
@@ -16,26 +16,7 @@ differentiable ``distance_fn(x, y) -> (N,)`` works, e.g.::
     up.objective          # (N,) the largest d(x + delta, y) found
 """
 
-from lipsim_tm.attacks.apgd import apgd
-from lipsim_tm.attacks.api import METHODS, TWO_AFC_TARGETS, attack_2afc, attack_distance
-from lipsim_tm.attacks.budget import NORMS, make_feasible
-from lipsim_tm.attacks.objectives import DistanceChange, TopOneChange, TwoAFCFlip
-from lipsim_tm.attacks.pgd import SCHEDULES, pgd
-from lipsim_tm.attacks.problem import AttackResult, Objective
+from lipsim_tm.attacks.api import attack_2afc, attack_distance
+from lipsim_tm.attacks.problem import AttackResult
 
-__all__ = [
-    "METHODS",
-    "NORMS",
-    "SCHEDULES",
-    "TWO_AFC_TARGETS",
-    "AttackResult",
-    "DistanceChange",
-    "Objective",
-    "TopOneChange",
-    "TwoAFCFlip",
-    "apgd",
-    "attack_2afc",
-    "attack_distance",
-    "make_feasible",
-    "pgd",
-]
+__all__ = ["AttackResult", "attack_2afc", "attack_distance"]

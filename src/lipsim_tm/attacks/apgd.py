@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.attacks.budget import ascent_direction, per_sample
-from lipsim_tm.attacks.problem import AttackResult, Best, Objective, Problem, check_count, make_generator
+from lipsim_tm.attacks.problem import AttackResult, Best, Objective, Problem, make_generator
+from lipsim_tm.checks import check_int
 
 _MOMENTUM = 0.75  # alpha of the paper: weight of the new projected step against the previous move
 _RHO = 0.75  # a step size is kept only if at least this fraction of the steps since the last checkpoint improved
@@ -57,8 +58,8 @@ def apgd(
         The best point over all iterations and restarts.
     """
     problem = Problem(objective, images, perturb, eps=eps, norm=norm, lo=lo, hi=hi)
-    check_count("steps", steps, 2)
-    check_count("restarts", restarts, 1)
+    check_int("steps", steps, minimum=2)
+    check_int("restarts", restarts, minimum=1)
     generator = make_generator(generator)
     best = Best(problem)
     marks = checkpoints(steps)

@@ -6,10 +6,11 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.attacks.apgd import apgd
-from lipsim_tm.attacks.budget import check_images, check_range
+from lipsim_tm.attacks.budget import check_bounds, check_images
 from lipsim_tm.attacks.objectives import DistanceChange, DistanceFn, TwoAFCFlip
 from lipsim_tm.attacks.pgd import pgd
 from lipsim_tm.attacks.problem import AttackResult, Objective
+from lipsim_tm.checks import check_choice
 
 #: Attack algorithms by name.
 METHODS: tuple[str, ...] = ("apgd", "pgd")
@@ -24,8 +25,7 @@ def _run(
     perturb: tuple[bool, ...],
     options: dict[str, object],
 ) -> AttackResult:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice("method", method, METHODS)
     attack = apgd if method == "apgd" else pgd
     return attack(objective, images, perturb, **options)  # type: ignore[arg-type]
 
@@ -60,9 +60,8 @@ def attack_2afc(
     Returns:
         :class:`AttackResult` with images ``(reference, x0, x1)``; ``success`` marks flipped decisions.
     """
-    if perturb not in TWO_AFC_TARGETS:
-        raise ValueError(f"perturb must be one of {TWO_AFC_TARGETS}, got {perturb!r}")
-    check_images((reference, x0, x1), ("reference", "x0", "x1"), *check_range(lo, hi))
+    check_choice("perturb", perturb, TWO_AFC_TARGETS)
+    check_images((reference, x0, x1), ("reference", "x0", "x1"), *check_bounds(lo, hi))
     objective = TwoAFCFlip(distance_fn, reference, x0, x1)
     mask = (True, False, False) if perturb == "reference" else (True, True, True)
     common = {"eps": eps, "norm": norm, "steps": steps, "restarts": restarts, "lo": lo, "hi": hi}
@@ -94,7 +93,7 @@ def attack_distance(
     first one would waste the budget); with one it stops once every sample reaches it. The cosine-form
     distance has zero gradient at ``x == y``: use ``restarts >= 2`` there (random starts).
     """
-    check_images((x, y), ("x", "y"), *check_range(lo, hi))
+    check_images((x, y), ("x", "y"), *check_bounds(lo, hi))
     objective = DistanceChange(distance_fn, x, y, maximize=maximize, threshold=threshold)
     common = {"eps": eps, "norm": norm, "steps": steps, "restarts": restarts, "lo": lo, "hi": hi}
     options = {"stop_on_success": threshold is not None, **options}

@@ -9,11 +9,12 @@ budget holds for the returned tensors themselves, not only up to rounding.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from lipsim_tm.checks import check_number, check_range, check_tensor
 
 #: Accepted perturbation norms.
 NORMS: tuple[str, ...] = ("l2", "linf")
@@ -23,31 +24,19 @@ DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
 _L2_SHRINK = 1.0 - 1e-9
 
 
-def check_norm(norm: object) -> str:
-    """Return ``norm`` if it is one of :data:`NORMS`, else raise ``ValueError``."""
-    if not isinstance(norm, str) or norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    return norm
-
-
-def check_range(lo: object, hi: object) -> tuple[float, float]:
+def check_bounds(lo: object, hi: object) -> tuple[float, float]:
     """The valid pixel range ``(lo, hi)`` as floats, with ``lo < hi`` both finite."""
-    for name, value in (("lo", lo), ("hi", hi)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-    if not lo < hi:  # type: ignore[operator]
+    low, high = check_number("lo", lo), check_number("hi", hi)
+    if not low < high:
         raise ValueError(f"lo must be < hi, got lo={lo!r}, hi={hi!r}")
-    return float(lo), float(hi)  # type: ignore[arg-type]
+    return low, high
 
 
 def check_images(images: Sequence[Tensor], names: Sequence[str], lo: float, hi: float) -> tuple[Tensor, ...]:
     """Validate a batch of image tensors: same batch size, device and dtype (float32/64), values in ``[lo, hi]``."""
     first = None
     for name, image in zip(names, images, strict=True):
-        if not isinstance(image, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+        check_tensor(name, image)
         if image.ndim < 2 or image.shape[0] == 0:
             raise ValueError(f"{name} must have shape (N, ...) with N >= 1 and >= 2 dims, got {tuple(image.shape)}")
         if image.dtype not in DTYPES:
@@ -62,11 +51,7 @@ def check_images(images: Sequence[Tensor], names: Sequence[str], lo: float, hi: 
                 raise ValueError(
                     f"{name} is {image.dtype} on {image.device} but {ref_name} is {ref.dtype} on {ref.device}"
                 )
-        if not torch.isfinite(image).all():
-            raise ValueError(f"{name} must be finite")
-        low, high = image.min().item(), image.max().item()
-        if low < lo or high > hi:
-            raise ValueError(f"{name} must lie in the valid range [lo, hi] = [{lo}, {hi}], got [{low}, {high}]")
+        check_range(name, image, lo, hi, context=" (the attack's valid range [lo, hi])")
     return tuple(images)
 
 

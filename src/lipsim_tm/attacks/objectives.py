@@ -1,4 +1,4 @@
-"""Attack goals as objectives to maximise: flip a 2AFC decision, move a distance, change a top-1 neighbour.
+"""Attack goals as objectives to maximise: flip a 2AFC decision, move a distance.
 
 ``distance_fn(x, y) -> (N,)`` is any differentiable distance between image batches: a LipSim functional,
 torchmetrics' LPIPS with ``reduction="none"`` wrapped in a lambda, or a plain lambda.
@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+from lipsim_tm.checks import check_bool, check_callable
 
 DistanceFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -23,11 +25,6 @@ def call_distance(distance_fn: DistanceFn, x: Tensor, y: Tensor) -> Tensor:
     return value
 
 
-def _check_callable(name: str, fn: object) -> None:
-    if not callable(fn):
-        raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
-
-
 class TwoAFCFlip:
     """Flip the 2AFC decision on images ``(reference, x0, x1)``.
 
@@ -38,7 +35,7 @@ class TwoAFCFlip:
     """
 
     def __init__(self, distance_fn: DistanceFn, reference: Tensor, x0: Tensor, x1: Tensor) -> None:
-        _check_callable("distance_fn", distance_fn)
+        check_callable("distance_fn", distance_fn)
         with torch.no_grad():
             d0 = call_distance(distance_fn, reference, x0)
             d1 = call_distance(distance_fn, reference, x1)
@@ -72,9 +69,8 @@ class DistanceChange:
         maximize: bool = True,
         threshold: float | Tensor | None = None,
     ) -> None:
-        _check_callable("distance_fn", distance_fn)
-        if not isinstance(maximize, bool):
-            raise TypeError(f"maximize must be a bool, got {type(maximize).__name__}")
+        check_callable("distance_fn", distance_fn)
+        check_bool("maximize", maximize)
         self.distance_fn, self.y, self.sign = distance_fn, y, 1.0 if maximize else -1.0
         with torch.no_grad():
             self.clean_scores = self.sign * call_distance(distance_fn, x, y)
@@ -97,38 +93,3 @@ class DistanceChange:
     def succeeded(self, scores: Tensor) -> Tensor:
         target = self.target.to(scores.device)
         return scores > target if self.strict else scores >= target
-
-
-class TopOneChange:
-    """Change the nearest gallery item of queries ``(x,)``: ``embed_fn(x) -> (N, D)`` against ``gallery (M, D)``.
-
-    Distances are ``||embed_fn(x) - g||^2 / 2``. The score is ``d(clean top-1) - min over other items of d``:
-    success when it is ``> 0`` (another item strictly closer).
-    """
-
-    def __init__(self, embed_fn: Callable[[Tensor], Tensor], gallery: Tensor, x: Tensor) -> None:
-        _check_callable("embed_fn", embed_fn)
-        if not isinstance(gallery, Tensor) or gallery.ndim != 2 or gallery.shape[0] < 2:
-            raise ValueError("gallery must be a tensor of shape (M, D) with M >= 2")
-        self.embed_fn, self.gallery = embed_fn, gallery
-        with torch.no_grad():
-            #: ``(N,)`` index of each query's clean nearest gallery item.
-            self.top1 = self._distances(x).argmin(dim=1)
-
-    def _distances(self, x: Tensor) -> Tensor:
-        phi = self.embed_fn(x)
-        if not isinstance(phi, Tensor) or phi.ndim != 2 or phi.shape != (x.shape[0], self.gallery.shape[1]):
-            got = tuple(phi.shape) if isinstance(phi, Tensor) else type(phi).__name__
-            raise ValueError(f"embed_fn must return shape ({x.shape[0]}, {self.gallery.shape[1]}), got {got}")
-        gallery = self.gallery.to(device=phi.device, dtype=phi.dtype)
-        return torch.cdist(phi, gallery, compute_mode="donot_use_mm_for_euclid_dist").pow(2) / 2
-
-    def __call__(self, images: tuple[Tensor, ...]) -> Tensor:
-        (x,) = images
-        distances = self._distances(x)
-        own = distances.gather(1, self.top1.view(-1, 1)).squeeze(1)
-        others = distances.scatter(1, self.top1.view(-1, 1), torch.inf).amin(dim=1)
-        return own - others
-
-    def succeeded(self, scores: Tensor) -> Tensor:
-        return scores > 0

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.attacks.budget import ascent_direction, per_sample
-from lipsim_tm.attacks.problem import AttackResult, Best, Objective, Problem, check_count, make_generator
+from lipsim_tm.attacks.problem import AttackResult, Best, Objective, Problem, make_generator
+from lipsim_tm.checks import check_choice, check_int, check_number
 
 #: Step-size schedules: ``"constant"``, or ``"cosine"`` (decays from the first step to 0 over the steps).
 SCHEDULES: tuple[str, ...] = ("constant", "cosine")
@@ -58,12 +59,10 @@ def pgd(
         The best point over all steps and restarts (the clean images where nothing improved on them).
     """
     problem = Problem(objective, images, perturb, eps=eps, norm=norm, lo=lo, hi=hi)
-    check_count("steps", steps, 1)
-    check_count("restarts", restarts, 1)
-    if isinstance(relative_step, bool) or not isinstance(relative_step, (int, float)) or not relative_step > 0:
-        raise ValueError(f"relative_step must be a positive number, got {relative_step!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    check_int("steps", steps, minimum=1)
+    check_int("restarts", restarts, minimum=1)
+    check_number("relative_step", relative_step, minimum=0.0, open_minimum=True)
+    check_choice("schedule", schedule, SCHEDULES)
     generator = make_generator(generator)
     norm = problem.norm
     best = Best(problem)

@@ -9,7 +9,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from lipsim_tm.attacks.budget import check_eps, check_images, check_norm, check_range, make_feasible, random_start
+from lipsim_tm.attacks.budget import NORMS, check_bounds, check_eps, check_images, make_feasible, random_start
+from lipsim_tm.checks import check_choice
 
 
 class Objective(Protocol):
@@ -53,12 +54,6 @@ def make_generator(generator: torch.Generator | int | None) -> torch.Generator:
     return generator
 
 
-def check_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
 class Problem:
     """The images, which of them are perturbed, the budget and the objective of one attack."""
 
@@ -81,8 +76,8 @@ class Problem:
             raise ValueError(f"perturb must be a sequence of {len(images)} bools, one per image batch, got {perturb!r}")
         if not all(isinstance(p, bool) for p in perturb) or not any(perturb):
             raise ValueError(f"perturb must hold bools with at least one True, got {list(perturb)!r}")
-        self.norm = check_norm(norm)
-        self.lo, self.hi = check_range(lo, hi)
+        self.norm = check_choice("norm", norm, NORMS)
+        self.lo, self.hi = check_bounds(lo, hi)
         self.clean = check_images(images, [f"images[{i}]" for i in range(len(images))], self.lo, self.hi)
         self.clean = tuple(image.detach() for image in self.clean)
         self.batch = self.clean[0].shape[0]

@@ -9,17 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lipsim_tm.commands._common import (
+from lipsim_tm.commands._options import (
     add_certificate_arguments,
+    add_eps_argument,
+    add_loading_arguments,
     add_network_arguments,
-    describe_eps,
-    load_network,
-    parse_eps,
-    write_json,
+    add_progress_argument,
+    positive_int,
 )
+from lipsim_tm.commands._report import Progress, describe_eps, write_json
 
 if TYPE_CHECKING:
-    from lipsim_tm.training.distributed import DistributedContext
+    from lipsim_tm.distributed import DistributedContext
 
 FORMATS: tuple[str, ...] = ("nights", "bapps")
 #: Images are read at each dataset's own resolution by default, so eps is in its pixels.
@@ -27,42 +28,31 @@ DEFAULT_IMAGE_SIZE: dict[str, int] = {"nights": 224, "bapps": 64}
 DEFAULT_SPLIT: dict[str, str] = {"nights": "test", "bapps": "val"}
 
 
-def add_parser(subparsers: Any) -> None:
-    from lipsim_tm.functional.certificates import PAPER_EPSILONS
+DESCRIPTION = (
+    "Evaluate a LipSim model on the 2AFC triplets of a folder laid out like NIGHTS (data.csv, ref/,"
+    " distort/) or BAPPS (2afc/<split>/<subset>/{ref,p0,p1,judge}) with Certified2AFCAccuracy: the 2AFC"
+    " score against the human judgments, and at each eps the fraction of triplets predicted correctly"
+    " whose decision no l2 perturbation of norm <= eps can change (of the reference; 'all': of each of"
+    " the three images). eps is in the pixels of the images as read (--image-size, values in [0, 1])."
+    " Under torchrun (torchrun --nproc_per_node=N -m lipsim_tm.cli certify ...) the batches are dealt out"
+    " to the processes and rank 0 writes the one report, equal to a single process's."
+)
 
-    parser = subparsers.add_parser(
-        "certify",
-        help="natural and certified 2AFC accuracy over a NIGHTS or BAPPS folder (progress on stderr, JSON out)",
-        description=(
-            "Evaluate a LipSim model on the 2AFC triplets of a folder laid out like NIGHTS (data.csv, ref/,"
-            " distort/) or BAPPS (2afc/<split>/<subset>/{ref,p0,p1,judge}) with Certified2AFCAccuracy: the 2AFC"
-            " score against the human judgments, and at each eps the fraction of triplets predicted correctly"
-            " whose decision no l2 perturbation of norm <= eps can change (of the reference; 'all': of each of"
-            " the three images). eps is in the pixels of the images as read (--image-size, values in [0, 1])."
-            " Under torchrun (torchrun --nproc_per_node=N -m lipsim_tm.cli certify ...) the batches are dealt out"
-            " to the processes and rank 0 writes the one report, equal to a single process's."
-        ),
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
     parser.add_argument("data_dir", help="NIGHTS folder (holding data.csv) or BAPPS folder (holding 2afc/)")
     parser.add_argument("--format", choices=FORMATS, required=True, help="folder layout")
     parser.add_argument("--split", default=None, help="nights: test (default), val, train, ...; bapps: val (default)")
     parser.add_argument("--subset", nargs="+", default=None, help="bapps: subsets to include (default: all present)")
-    parser.add_argument(
-        "--eps",
-        type=parse_eps,
-        nargs="+",
-        default=list(PAPER_EPSILONS),
-        help="l2 budgets, pixels in [0, 1]: numbers or fractions such as 36/255 (default: 36/255 72/255 108/255)",
-    )
+    add_eps_argument(parser)
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="side the images are read at, and the space eps is measured in (default: nights 224, bapps 64)",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="triplets per batch (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default: 0)")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N triplets")
+    add_loading_arguments(parser, batch_size=32)
     add_certificate_arguments(parser, with_distance=False)
     add_network_arguments(parser)
     parser.add_argument(
@@ -81,33 +71,19 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="also write each triplet's distances, target and certified radii to the JSON (key per_triplet, by index)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(func=run)
+    add_progress_argument(parser)
 
 
 def _dataset(args: argparse.Namespace) -> Any:
     from lipsim_tm.data import BAPPS2AFCDataset, NightsDataset
 
     size = DEFAULT_IMAGE_SIZE[args.format] if args.image_size is None else args.image_size
-    if size < 1:
-        raise ValueError(f"--image-size must be >= 1, got {size}")
     split = args.split or DEFAULT_SPLIT[args.format]
     if args.format == "nights":
         if args.subset is not None:
             raise ValueError("--subset applies to bapps only (nights: choose --split test_imagenet/test_no_imagenet)")
         return NightsDataset(args.data_dir, split, image_size=size)
     return BAPPS2AFCDataset(args.data_dir, split, subsets=args.subset, image_size=size)
-
-
-def _check_counts(args: argparse.Namespace) -> None:
-    for name in ("batch_size", "limit"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.workers < 0:
-        raise ValueError(f"--workers must be >= 0, got {args.workers}")
-    if args.json is not None and Path(args.json).is_dir():
-        raise ValueError(f"--json must name a file, got the folder {args.json}")
 
 
 class _Labelled:
@@ -164,7 +140,6 @@ def evaluate_subsets(
     """
     from torch.utils.data import DataLoader
 
-    from lipsim_tm.commands._common import Progress
     from lipsim_tm.data.sharding import ShardedBatches
 
     if count == 0:
@@ -191,7 +166,9 @@ def evaluate_subsets(
     finally:
         bar.close()
     triplets = [] if not metrics[0].per_sample else _records(metrics, indices, order)
-    overall = new_metric().merge(*metrics)
+    overall = new_metric()
+    for metric in metrics:
+        overall.merge_state(metric)
     return Evaluated(list(zip(order, metrics, strict=True)), overall, triplets)
 
 
@@ -272,17 +249,19 @@ def _plot(parts: list[tuple[str, Any]], path: Path, title: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lipsim_tm.commands._processes import evaluation_processes
+    from lipsim_tm.commands._runtime import evaluation_processes
 
-    _check_counts(args)
+    if args.json is not None and Path(args.json).is_dir():
+        raise ValueError(f"--json must name a file, got the folder {args.json}")
     with evaluation_processes(args.device) as processes:
         return _certify(args, processes)
 
 
 def _certify(args: argparse.Namespace, processes: DistributedContext) -> int:
+    from lipsim_tm.commands._runtime import load_network
     from lipsim_tm.commands.paper import paper_results
+    from lipsim_tm.distributed import gather_lists
     from lipsim_tm.metrics import Certified2AFCAccuracy
-    from lipsim_tm.training.distributed import gather_lists
 
     paper = paper_results(str(args.weights), args.format) if args.compare_paper else {}
     epsilons = sorted(set(args.eps) | set(paper.get("certified", {})))

@@ -23,15 +23,10 @@ from typing import Any
 
 import torch
 
-from lipsim_tm.commands._common import (
-    add_network_arguments,
-    describe_eps,
-    embed_images,
-    evaluate_2afc,
-    load_network,
-    read_image,
-    write_json,
-)
+from lipsim_tm.checks import check_int
+from lipsim_tm.commands._options import add_network_arguments, add_progress_argument, positive_int
+from lipsim_tm.commands._report import Progress, describe_eps, write_json
+from lipsim_tm.commands._runtime import file_features, load_network
 from lipsim_tm.models.backbone import LipSimBackbone
 
 #: Certificate rules compared: the published 1-Lipschitz rule and the norm-aware one.
@@ -42,25 +37,23 @@ PLOT_EPSILONS: tuple[float, ...] = tuple(i / 50 for i in range(31))
 SEVERITY_EPSILON = 36 / 255
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="offline demo on the photos shipped with the package: 2AFC accuracy, certificates, a plot",
-        description=(
-            "Run LipSim on the three photos shipped with the package (no network, no files of yours): seeded"
-            " synthetic 2AFC triplets with known answers (two severities of one distortion; the milder is"
-            " closer) scored naturally and certified at l2 budgets eps (pixels in [0, 1]) under the plain and"
-            " the norm-aware rule, and the distance of each photo to its distortions by severity with certified"
-            " intervals. Prints a table; writes report.json and certified_accuracy.png to --out."
-        ),
-    )
+DESCRIPTION = (
+    "Run LipSim on the three photos shipped with the package (no network, no files of yours): seeded"
+    " synthetic 2AFC triplets with known answers (two severities of one distortion; the milder is"
+    " closer) scored naturally and certified at l2 budgets eps (pixels in [0, 1]) under the plain and"
+    " the norm-aware rule, and the distance of each photo to its distortions by severity with certified"
+    " intervals. Prints a table; writes report.json and certified_accuracy.png to --out."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
     parser.add_argument("--out", default="lipsim-demo", help="output folder (default: ./%(default)s)")
-    parser.add_argument("--triplets", type=int, default=90, help="synthetic triplets (default: %(default)s)")
+    parser.add_argument("--triplets", type=positive_int, default=90, help="synthetic triplets (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the triplets and distortions (default: 0)")
-    parser.add_argument("--batch-size", type=int, default=16, help="triplets per batch (default: %(default)s)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="triplets per batch (default: %(default)s)")
+    add_progress_argument(parser)
     add_network_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 @contextlib.contextmanager
@@ -80,8 +73,9 @@ def _two_afc_part(
     from torchmetrics.wrappers import FeatureShare
 
     from lipsim_tm.data import Synthetic2AFCDataset
-    from lipsim_tm.functional.certificates import PAPER_EPSILONS
+    from lipsim_tm.functional.certificates.policy import PAPER_EPSILONS
     from lipsim_tm.metrics import Certified2AFCAccuracy
+    from lipsim_tm.metrics.evaluation import evaluate_2afc
 
     size = backbone.config.input_size
     dataset = Synthetic2AFCDataset(photos, image_size=size, length=triplets, seed=seed)
@@ -93,7 +87,11 @@ def _two_afc_part(
             for rule in RULES
         }
     )
-    results = evaluate_2afc(dataset, metrics, batch_size=batch_size, progress=progress, label="demo 2afc")
+    bar = Progress(len(dataset), label="demo 2afc", enabled=progress)
+    try:
+        results = evaluate_2afc(dataset, metrics, batch_size=batch_size, progress=bar.update)
+    finally:
+        bar.close()
     rules = {}
     for rule, result in results.items():
         metric = metrics[rule]
@@ -119,10 +117,10 @@ def _two_afc_part(
 
 
 def _severity_part(backbone: LipSimBackbone, photos: list[Path], *, seed: int) -> dict[str, Any]:
-    from lipsim_tm.commands.distance import certified_bounds
-    from lipsim_tm.data import DISTORTION_FAMILIES, apply_distortion
+    from lipsim_tm.data import read_image
+    from lipsim_tm.data.distortions import DISTORTION_FAMILIES, apply_distortion
     from lipsim_tm.data.transforms import item_generator
-    from lipsim_tm.functional import distance_from_embeddings
+    from lipsim_tm.functional.distance import _lipsim_distance_update
 
     options = {"perturbed": "one", "distance": "cosine", "normalization": "augment", "certificate": "norm_aware"}
     families = list(DISTORTION_FAMILIES)
@@ -137,29 +135,32 @@ def _severity_part(backbone: LipSimBackbone, photos: list[Path], *, seed: int) -
                 for level in range(len(DISTORTION_FAMILIES[family]))
             ]
         )
-        reference, variants = (
-            embed_images(backbone, photo, "augment", path.name),
-            embed_images(backbone, distorted, "augment", path.name),
+        reference, lipschitz = file_features(backbone, photo, path.name)
+        variants, variants_lipschitz = file_features(backbone, distorted, path.name)
+        severity = _lipsim_distance_update(
+            reference.expand_as(variants),
+            variants,
+            lipschitz=(lipschitz, variants_lipschitz),
+            epsilons=(SEVERITY_EPSILON,),
+            **options,
         )
-        distances = distance_from_embeddings(reference.phi.expand_as(variants.phi), variants.phi, "cosine")
-        lower, upper = certified_bounds(reference, variants, SEVERITY_EPSILON, **options)
-        norms += torch.cat([reference.features, variants.features]).double().norm(dim=1).tolist()
+        norms += torch.cat([reference, variants]).double().norm(dim=1).tolist()
         rows, k = {}, 0
         for family in families:
             rows[family] = []
-            for level, severity in enumerate(DISTORTION_FAMILIES[family]):
+            for level, value in enumerate(DISTORTION_FAMILIES[family]):
                 rows[family].append(
                     {
                         "level": level,
-                        "severity": severity,
-                        "distance": float(distances[k]),
-                        "lower": float(lower[k]),
-                        "upper": float(upper[k]),
+                        "severity": value,
+                        "distance": float(severity.distance[k]),
+                        "lower": float(severity.lower[k, 0]),
+                        "upper": float(severity.upper[k, 0]),
                     }
                 )
                 k += 1
         height, width = photo.shape[-2:]
-        per_photo.append({"photo": path.name, "size": [width, height], "lipschitz": reference.lipschitz, **rows})
+        per_photo.append({"photo": path.name, "size": [width, height], "lipschitz": lipschitz, **rows})
     monotone = sum(
         all(a["distance"] < b["distance"] for a, b in zip(entry[f], entry[f][1:], strict=False))
         for entry in per_photo
@@ -195,9 +196,8 @@ def run_demo(
 
     Returns the report (also written as JSON). ``backbone`` must be in eval mode.
     """
-    for name, value in (("triplets", triplets), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be an int >= 1, got {value!r}")
+    check_int("triplets", triplets, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out must be a folder, got the file {out}")
@@ -249,7 +249,7 @@ def _interval(estimate: dict[str, Any]) -> str:
 
 def format_table(report: dict[str, Any]) -> str:
     """The terminal summary of a :func:`run_demo` report."""
-    from lipsim_tm.functional.certificates import PAPER_EPSILONS
+    from lipsim_tm.functional.certificates.policy import PAPER_EPSILONS
 
     two_afc, severity = report["two_afc"], report["severity"]
     counts = two_afc["summary"]["plain"]

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+
+DESCRIPTION = (
+    "Read a training checkpoint (checkpoints/checkpoint-<step>.pt written by 'lipsim train') and write "
+    "the student's weights in the export format the metrics load (configuration, weights, weights "
+    "sha256 and a training summary as metadata). Prints the export file's sha256."
+)
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "export",
-        help="write the inference weights of a training checkpoint as an export file",
-        description=(
-            "Read a training checkpoint (checkpoints/checkpoint-<step>.pt written by 'lipsim train') and write "
-            "the student's weights in the export format the metrics load (configuration, weights, weights "
-            "sha256 and a training summary as metadata). Prints the export file's sha256."
-        ),
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
     parser.add_argument("checkpoint", help="training checkpoint file, or a run's output folder (its latest checkpoint)")
     parser.add_argument("output", help="export file to write (replaced atomically if it exists)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lipsim_tm.models.backbone import LipSimBackbone
-    from lipsim_tm.models.checkpoints import save_export
-    from lipsim_tm.models.checkpoints.export import config_from_dict
+    from lipsim_tm.models.checkpoints.export import config_from_dict, save_export
     from lipsim_tm.training.checkpointing import CheckpointManager, load_training_checkpoint
 
     path = Path(args.checkpoint)

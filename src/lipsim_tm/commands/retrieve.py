@@ -14,29 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from lipsim_tm.commands._common import (
-    add_network_arguments,
-    embed_images,
-    image_shape,
-    load_network,
-    read_image,
-    write_json,
-)
+from lipsim_tm.commands._options import add_network_arguments, positive_int
 
 #: Normalisations a gallery may use: both 1-Lipschitz (certified retrieval needs one).
 GALLERY_NORMALIZATIONS: tuple[str, ...] = ("augment", "ball")
 
 
-def add_parser(subparsers: Any) -> None:
-    from lipsim_tm.functional.certificates import CERTIFICATES
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from lipsim_tm.functional.certificates.policy import CERTIFICATES
 
-    parser = subparsers.add_parser(
-        "retrieve",
-        help="certified retrieval: index a folder of photos, query it with images (top-k and certified radii)",
-        description=__doc__.split("\n\n", 1)[1],
-    )
+    parser.description = __doc__.split("\n\n", 1)[1]
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     index = actions.add_parser("index", help="embed every image under a folder into a gallery file")
     index.add_argument("photos", help="folder searched recursively (png, jpg, bmp, gif, tiff, webp, ppm)")
@@ -44,14 +31,15 @@ def add_parser(subparsers: Any) -> None:
     index.add_argument(
         "--normalization", choices=GALLERY_NORMALIZATIONS, default="augment", help="(default: %(default)s)"
     )
-    index.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: %(default)s)")
+    index.add_argument(
+        "--batch-size", type=positive_int, default=32, help="images per forward pass (default: %(default)s)"
+    )
     index.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     add_network_arguments(index)
-    index.set_defaults(func=run_index)
     query = actions.add_parser("query", help="the top-k gallery images of each query image, with certified radii")
     query.add_argument("gallery", help="a gallery file written by 'lipsim retrieve index'")
     query.add_argument("queries", nargs="+", help="query image files (any size and mode)")
-    query.add_argument("--k", type=int, default=5, help="neighbours per query (default: %(default)s)")
+    query.add_argument("--k", type=positive_int, default=5, help="neighbours per query (default: %(default)s)")
     query.add_argument(
         "--certificate",
         choices=CERTIFICATES,
@@ -60,28 +48,33 @@ def add_parser(subparsers: Any) -> None:
     )
     query.add_argument("--json", metavar="OUT", default=None, help="also write the results as JSON to this file")
     add_network_arguments(query, default_weights=None)
-    query.set_defaults(func=run_query)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_index(args) if args.action == "index" else run_query(args)
 
 
 def _weights_identity(backbone: Any, weights: str) -> dict[str, str]:
-    from lipsim_tm.models.checkpoints import state_dict_sha256
+    from lipsim_tm.models.checkpoints.export import state_dict_sha256
 
     return {"weights": weights, "weights_sha256": state_dict_sha256(backbone.state_dict())}
 
 
 def run_index(args: argparse.Namespace) -> int:
-    from lipsim_tm.commands._common import Progress
-    from lipsim_tm.data import find_images
-    from lipsim_tm.retrieval import EmbeddingGallery
+    import torch
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from lipsim_tm.commands._report import Progress
+    from lipsim_tm.commands._runtime import load_network
+    from lipsim_tm.data.images import find_images, image_shape, read_image
+    from lipsim_tm.retrieval import Embedder, EmbeddingGallery
+
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out must name a file, got the folder {out}")
     root = Path(args.photos)
     files = find_images(root)
     backbone = load_network(args)
+    embedder = Embedder(backbone, normalization=args.normalization, grayscale=True)
     start = time.perf_counter()
     groups: dict[tuple[int, int, int], list[int]] = {}
     for i, path in enumerate(files):  # by shape from the headers: decode a batch at a time, never the whole folder
@@ -91,9 +84,8 @@ def run_index(args: argparse.Namespace) -> int:
     for members in groups.values():  # images of one shape go through the network together
         for chunk in range(0, len(members), args.batch_size):
             part = members[chunk : chunk + args.batch_size]
-            batch = torch.cat([read_image(files[i]) for i in part])
-            phi = embed_images(backbone, batch, args.normalization, str(files[part[0]])).phi
-            for i, row in zip(part, phi.cpu(), strict=True):
+            batch = torch.cat([read_image(files[i]) for i in part]).to(next(backbone.parameters()).device)
+            for i, row in zip(part, embedder.embed_batches(batch, len(part)).cpu(), strict=True):
                 embeddings[i] = row
             bar.update(len(part))
     bar.close()
@@ -112,13 +104,15 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def run_query(args: argparse.Namespace) -> int:
-    from lipsim_tm.functional.certificates import norm_and_floor
-    from lipsim_tm.retrieval import EmbeddingGallery
+    from lipsim_tm.commands._report import write_json
+    from lipsim_tm.commands._runtime import load_network
+    from lipsim_tm.data.images import read_image
+    from lipsim_tm.retrieval import Embedder, EmbeddingGallery
 
     gallery = EmbeddingGallery.load(args.gallery)
     if gallery.labels is None or gallery.source is None or gallery.normalization is None:
         raise ValueError(f"{args.gallery} has no image names or weights record: build it with 'lipsim retrieve index'")
-    if args.k < 1 or args.k > len(gallery):
+    if args.k > len(gallery):
         raise ValueError(f"--k must be in [1, {len(gallery)}] (the gallery's size), got {args.k}")
     args.weights = args.weights or gallery.source["weights"]
     backbone = load_network(args)
@@ -128,14 +122,11 @@ def run_query(args: argparse.Namespace) -> int:
             f"{args.gallery} was built with weights {gallery.source['weights']!r} (state sha256"
             f" {gallery.source['weights_sha256'][:12]}...), not with {str(args.weights)!r}: query with the same weights"
         )
+    embedder = Embedder(backbone, normalization=gallery.normalization, grayscale=True)
     results = []
     for name in args.queries:
-        image = read_image(name)
-        embedded = embed_images(backbone, image, gallery.normalization, str(name))
-        norms = (
-            norm_and_floor(embedded.features, gallery.normalization)[0] if args.certificate == "norm_aware" else None
-        )
-        found = gallery.search(embedded.phi, args.k, query_norms=norms, lipschitz_bound=embedded.lipschitz)
+        image = read_image(name).to(next(backbone.parameters()).device)
+        found = gallery.search_images(embedder, image, args.k, certificate=args.certificate)
         results.append(
             {
                 "query": str(name),

@@ -7,29 +7,33 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lipsim_tm.commands._options import (
+    add_certificate_arguments,
+    add_device_arguments,
+    add_loading_arguments,
+    add_progress_argument,
+    positive_int,
+)
+
 if TYPE_CHECKING:
-    from lipsim_tm.training.distributed import DistributedContext
+    from lipsim_tm.distributed import DistributedContext
 
 DATASETS: tuple[str, ...] = ("nights", "bapps", "synthetic")
+DESCRIPTION = (
+    "Evaluate a LipSim model on 2AFC triplets and report, at each l2 budget eps (pixels in [0, 1]), the "
+    "certified accuracy (no perturbation of norm <= eps can change the decision) and the empirical "
+    "accuracy under an attack on the reference (optionally on all three images). Prints a table and "
+    "writes robustness.json and robustness.png (the plot needs matplotlib: pip install lipsim-tm[plot])."
+    " Under torchrun (torchrun --nproc_per_node=N -m lipsim_tm.cli robustness ...) the batches are dealt"
+    " out to the processes and rank 0 writes the one report, equal to a single process's."
+)
 
 
-def add_parser(subparsers: Any) -> None:
-    from lipsim_tm.attacks import METHODS
-    from lipsim_tm.functional import CERTIFICATES, NORMALIZATIONS
-    from lipsim_tm.robustness import DEFAULT_EPSILONS
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from lipsim_tm.attacks.api import METHODS
+    from lipsim_tm.robustness.report import DEFAULT_EPSILONS
 
-    parser = subparsers.add_parser(
-        "robustness",
-        help="robustness report: natural, certified and empirical 2AFC accuracy at each l2 budget",
-        description=(
-            "Evaluate a LipSim model on 2AFC triplets and report, at each l2 budget eps (pixels in [0, 1]), the "
-            "certified accuracy (no perturbation of norm <= eps can change the decision) and the empirical "
-            "accuracy under an attack on the reference (optionally on all three images). Prints a table and "
-            "writes robustness.json and robustness.png (the plot needs matplotlib: pip install lipsim-tm[plot])."
-            " Under torchrun (torchrun --nproc_per_node=N -m lipsim_tm.cli robustness ...) the batches are dealt"
-            " out to the processes and rank 0 writes the one report, equal to a single process's."
-        ),
-    )
+    parser.description = DESCRIPTION
     parser.add_argument("dataset", choices=DATASETS, help="data layout: NIGHTS, BAPPS 2AFC, or synthetic from photos")
     parser.add_argument("data_dir", help="NIGHTS folder (data.csv), BAPPS folder (holding 2afc/) or a photo folder")
     parser.add_argument(
@@ -39,8 +43,10 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--output-dir", default=".", help="where robustness.json/.png go (default: %(default)s)")
     parser.add_argument("--split", default=None, help="nights: test (default) ...; bapps: val (default) or train")
-    parser.add_argument("--image-size", type=int, default=None, help="image side (default: the model's input size)")
-    parser.add_argument("--length", type=int, default=200, help="synthetic: triplets (default: %(default)s)")
+    parser.add_argument(
+        "--image-size", type=positive_int, default=None, help="image side (default: the model's input size)"
+    )
+    parser.add_argument("--length", type=positive_int, default=200, help="synthetic: triplets (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic triplets and attack starts (default: 0)")
     parser.add_argument(
         "--epsilons",
@@ -49,26 +55,14 @@ def add_parser(subparsers: Any) -> None:
         default=[round(e, 4) for e in DEFAULT_EPSILONS],
         help="l2 budgets per image, pixels in [0, 1] (default: %(default)s)",
     )
-    parser.add_argument(
-        "--normalization",
-        choices=NORMALIZATIONS,
-        default="augment",
-        help="embedding normalisation (default: %(default)s; 'plain' for the released checkpoints' v/||v||)",
-    )
-    parser.add_argument(
-        "--certificate", choices=CERTIFICATES, default="norm_aware", help="certificate rule (default: %(default)s)"
-    )
+    add_certificate_arguments(parser, with_distance=False)
     parser.add_argument("--method", choices=METHODS, default="apgd", help="attack (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=20, help="attack steps (default: %(default)s)")
     parser.add_argument("--restarts", type=int, default=1, help="attack restarts (default: %(default)s)")
     parser.add_argument("--attack-all", action="store_true", help="also attack all three images")
-    parser.add_argument("--batch-size", type=int, default=16, help="triplets per batch (default: %(default)s)")
-    parser.add_argument("--max-triplets", type=int, default=None, help="evaluate only the first N triplets")
-    parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default: 0)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(func=run)
+    add_loading_arguments(parser, batch_size=16, limit="--max-triplets")
+    add_device_arguments(parser)
+    add_progress_argument(parser)
 
 
 def _dataset(args: argparse.Namespace, image_size: int) -> Any:
@@ -84,22 +78,9 @@ def _dataset(args: argparse.Namespace, image_size: int) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from lipsim_tm.commands._runtime import apply_threads, evaluation_processes
 
-    from lipsim_tm.commands._processes import evaluation_processes
-
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    if args.image_size is not None and args.image_size < 1:
-        raise ValueError(f"--image-size must be >= 1, got {args.image_size}")
-    if args.workers < 0:
-        raise ValueError(f"--workers must be >= 0, got {args.workers}")
-    for name in ("batch_size", "max_triplets"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    apply_threads(args)
     output = Path(args.output_dir)
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output-dir must be a folder, got the file {output}")
@@ -108,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, processes: DistributedContext, output: Path) -> int:
-    from lipsim_tm.commands._common import Progress
+    from lipsim_tm.commands._report import Progress
     from lipsim_tm.data.sharding import ShardedBatches
     from lipsim_tm.models.weights import resolve_backbone
     from lipsim_tm.robustness import plot_report, robustness_report

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lipsim_tm.checks import check_choice
 from lipsim_tm.data.images import load_image
 
 BAPPS_SPLITS: tuple[str, ...] = ("train", "val")
@@ -53,8 +54,7 @@ class BAPPS2AFCDataset(Dataset):
         subsets: Sequence[str] | None = None,
         image_size: int = 64,
     ) -> None:
-        if split not in BAPPS_SPLITS:
-            raise ValueError(f"split must be one of {BAPPS_SPLITS}, got {split!r}")
+        check_choice("split", split, BAPPS_SPLITS)
         base = Path(root) / "2afc" / split
         if not base.is_dir():
             raise FileNotFoundError(f"BAPPS split folder not found: {base} (root must hold 2afc/{split})")
@@ -91,6 +91,3 @@ class BAPPS2AFCDataset(Dataset):
     def subset(self, index: int) -> str:
         """The subset folder name of item ``index``."""
         return self.items[index][4]
-
-
-__all__ = ["BAPPS_SPLITS", "BAPPS_VAL_SUBSETS", "BAPPS2AFCDataset", "load_judge"]

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from lipsim_tm.checks import check_choice, check_int
 from lipsim_tm.data.images import pil_to_tensor, tensor_to_pil
 
 #: family -> severities, mildest first. Units: noise std; blur Gaussian sigma in pixels; JPEG quality
@@ -93,23 +94,9 @@ _FUNCTIONS = {
 
 def apply_distortion(image: Tensor, family: str, level: int, generator: torch.Generator) -> Tensor:
     """``image`` distorted by ``family`` at severity index ``level`` (0 = mildest)."""
-    if family not in DISTORTION_FAMILIES:
-        raise ValueError(f"family must be one of {sorted(DISTORTION_FAMILIES)}, got {family!r}")
+    check_choice("family", family, tuple(DISTORTION_FAMILIES))
     levels = DISTORTION_FAMILIES[family]
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(levels):
-        raise ValueError(f"level for {family!r} must be an int in [0, {len(levels) - 1}], got {level!r}")
+    check_int(f"level for {family!r}", level, minimum=0, maximum=len(levels) - 1)
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"image must have shape (3, H, W), got {tuple(image.shape)}")
     return _FUNCTIONS[family](image, levels[level], generator)
-
-
-__all__ = [
-    "DISTORTION_FAMILIES",
-    "apply_distortion",
-    "color_shift",
-    "gaussian_blur",
-    "gaussian_noise",
-    "jpeg_compress",
-    "reduce_contrast",
-    "smooth_warp",
-]

@@ -15,6 +15,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lipsim_tm.checks import check_choice, check_int, check_number
 from lipsim_tm.data.images import IMAGE_EXTENSIONS, find_images, load_pil, pil_to_tensor
 from lipsim_tm.data.transforms import ColorJitter, item_generator
 
@@ -82,16 +83,13 @@ class ImageFolderDataset(Dataset):
         cache_images: bool = False,
         extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
     ) -> None:
-        if isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size <= 0:
-            raise ValueError(f"crop_size must be a positive int, got {crop_size!r}")
-        if crop not in CROP_MODES:
-            raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
-        if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < crop_size):
-            raise ValueError(f"resize must be None or an int >= crop_size ({crop_size}), got {resize!r}")
-        if not 0.0 <= flip_p <= 1.0:
-            raise ValueError(f"flip_p must be in [0, 1], got {flip_p}")
-        if views_per_image is not None and (not isinstance(views_per_image, int) or views_per_image <= 0):
-            raise ValueError(f"views_per_image must be None or a positive int, got {views_per_image!r}")
+        check_int("crop_size", crop_size, minimum=1)
+        check_choice("crop", crop, CROP_MODES)
+        if resize is not None:
+            check_int("resize", resize, minimum=crop_size)
+        check_number("flip_p", flip_p, minimum=0.0, maximum=1.0)
+        if views_per_image is not None:
+            check_int("views_per_image", views_per_image, minimum=1)
         self.root = Path(root)
         self.paths = find_images(root, extensions)
         self.crop_size = crop_size
@@ -151,6 +149,3 @@ class ImageFolderDataset(Dataset):
         else:
             jittered = self.jitter(plain, item_generator(self.seed, index, self.epoch, 1))
         return plain, jittered, spec.cache_key(self)
-
-
-__all__ = ["CROP_MODES", "ImageFolderDataset", "ViewSpec"]

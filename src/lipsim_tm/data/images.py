@@ -1,13 +1,16 @@
 """Image files to tensors, with errors that name the file, and index paths that cannot escape a root.
 
 Decoding uses Pillow only (torchvision does not import next to the CPU torch stack used here).
-Every loaded image is an RGB ``float32`` tensor of shape ``(3, H, W)`` with values in ``[0, 1]``.
+:func:`read_image` gives a file as it is (grey files one channel, any size), the pixel space certificates are
+stated in; :func:`load_image` gives the RGB ``(3, H, W)`` view datasets use, optionally resized. Values are
+``float32`` in ``[0, 1]``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
@@ -15,19 +18,79 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from lipsim_tm.checks import check_int
+
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 
-def load_pil(path: str | os.PathLike[str]) -> Image.Image:
-    """Decode ``path`` fully into an RGB Pillow image; ``FileNotFoundError``/``ValueError`` name the file."""
-    path = Path(path)
+#: Pillow modes read as one grey channel (8-bit); ``I;16*`` modes are 16-bit grey (divided by 65535).
+GREY_MODES: tuple[str, ...] = ("1", "L", "LA", "La", "P;L")
+SIXTEEN_BIT_GREY_MODES: tuple[str, ...] = ("I;16", "I;16L", "I;16B", "I;16N")
+#: Pillow modes without a defined pixel range (32-bit integer or float), refused.
+UNRANGED_MODES: tuple[str, ...] = ("I", "F")
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"expected an image file, got the folder {path}")
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """``path`` decoded fully by Pillow (closed on exit); ``FileNotFoundError``/``IsADirectoryError``/``ValueError``
+    name the file."""
+    _check_file(path)
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"cannot decode image file {path}: {error}") from error
+    with image:
+        yield image
+
+
+def load_pil(path: str | os.PathLike[str]) -> Image.Image:
+    """Decode ``path`` fully into an RGB Pillow image; errors name the file."""
+    with _opened(Path(path)) as image:
+        return image.convert("RGB")
+
+
+def read_image(path: str | os.PathLike[str]) -> Tensor:
+    """Image file -> float32 ``(1, C, H, W)`` in ``[0, 1]``, the pixel space certificates are stated in.
+
+    Grey files (modes :data:`GREY_MODES` and 16-bit :data:`SIXTEEN_BIT_GREY_MODES`) give ``C = 1``; every
+    other mode is converted to RGB (``C = 3``; an alpha channel is dropped). 32-bit integer and float
+    files (:data:`UNRANGED_MODES`) have no defined range and are refused.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist; ``IsADirectoryError``: it is a folder.
+        ValueError: the file cannot be decoded or has an unranged mode; the message names the file.
+    """
+    with _opened(Path(path)) as image:
+        if image.mode in UNRANGED_MODES:
+            raise ValueError(f"image file {path} has mode {image.mode!r} (32-bit) with no defined pixel range")
+        if image.mode in SIXTEEN_BIT_GREY_MODES:
+            array = np.asarray(image, dtype=np.float64) / 65535.0
+        elif image.mode in GREY_MODES:
+            array = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+        else:
+            array = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    tensor = torch.from_numpy(array).to(torch.float32).clamp_(0.0, 1.0)
+    tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
+    return tensor.unsqueeze(0).contiguous()
+
+
+def image_shape(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """``(C, H, W)`` that :func:`read_image` gives ``path``, from the file's header alone (no decoding)."""
+    path = Path(path)
+    _check_file(path)
     try:
         with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            grey = image.mode in GREY_MODES or image.mode in SIXTEEN_BIT_GREY_MODES
+            return (1 if grey else 3, image.height, image.width)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"cannot decode image file {path}: {error}") from error
 
 
@@ -49,8 +112,7 @@ def load_image(path: str | os.PathLike[str], size: int | None = None) -> Tensor:
     """Image file -> ``(3, H, W)`` float32 in ``[0, 1]``; resized to ``size x size`` (bicubic) if given."""
     image = load_pil(path)
     if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-            raise ValueError(f"size must be a positive int or None, got {size!r}")
+        check_int("size", size, minimum=1)
         if image.size != (size, size):
             image = image.resize((size, size), Image.Resampling.BICUBIC)
     return pil_to_tensor(image).clamp_(0.0, 1.0)
@@ -103,6 +165,3 @@ def find_images(root: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_
     if not files:
         raise ValueError(f"no image files with extensions {sorted(allowed)} under {root}")
     return sorted(files)
-
-
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_image", "load_pil", "pil_to_tensor", "safe_join", "tensor_to_pil"]

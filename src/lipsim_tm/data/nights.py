@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lipsim_tm.checks import check_choice, check_int
 from lipsim_tm.data.images import load_image, safe_join
 
 NIGHTS_SPLITS: tuple[str, ...] = ("train", "val", "test", "test_imagenet", "test_no_imagenet")
@@ -51,10 +52,8 @@ class NightsDataset(Dataset):
     def __init__(
         self, root: str | os.PathLike[str], split: str = "train", *, image_size: int = 224, min_votes: int = 6
     ) -> None:
-        if split not in NIGHTS_SPLITS:
-            raise ValueError(f"split must be one of {NIGHTS_SPLITS}, got {split!r}")
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
-            raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+        check_choice("split", split, NIGHTS_SPLITS)
+        check_int("image_size", image_size, minimum=1)
         self.root = Path(root)
         self.split = split
         self.image_size = image_size
@@ -115,6 +114,3 @@ class NightsDataset(Dataset):
     def subset(self, index: int) -> str | None:
         """``"imagenet"`` or ``"no_imagenet"`` (the ``is_imagenet`` column) of row ``index``; None without it."""
         return self.rows[index][5]
-
-
-__all__ = ["NIGHTS_SPLITS", "NightsDataset"]

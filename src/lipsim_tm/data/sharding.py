@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 from torch.utils.data import Sampler
 
+from lipsim_tm.checks import check_int
+
 
 class ShardedBatches(Sampler[list[int]]):
     """The batches of ``range(count)`` that rank ``rank`` of ``world_size`` evaluates.
@@ -18,11 +20,10 @@ class ShardedBatches(Sampler[list[int]]):
     """
 
     def __init__(self, count: int, batch_size: int, *, rank: int = 0, world_size: int = 1) -> None:
-        for name, value, minimum in (("count", count, 0), ("batch_size", batch_size, 1), ("world_size", world_size, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-            raise ValueError(f"rank must be an int in [0, {world_size}), got {rank!r}")
+        check_int("count", count, minimum=0)
+        check_int("batch_size", batch_size, minimum=1)
+        check_int("world_size", world_size, minimum=1)
+        check_int("rank", rank, minimum=0, maximum=world_size - 1)
         self.count, self.batch_size, self.rank, self.world_size = count, batch_size, rank, world_size
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -37,6 +38,3 @@ class ShardedBatches(Sampler[list[int]]):
     def size(self) -> int:
         """How many indices this rank reads."""
         return sum(len(batch) for batch in self)
-
-
-__all__ = ["ShardedBatches"]

@@ -19,6 +19,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lipsim_tm.checks import check_callable, check_int, check_number
 from lipsim_tm.data.distortions import DISTORTION_FAMILIES, apply_distortion
 from lipsim_tm.data.images import find_images, load_pil, pil_to_tensor
 from lipsim_tm.data.transforms import item_generator, item_rng
@@ -94,22 +95,18 @@ class Synthetic2AFCDataset(Dataset):
         labeller: Labeller | None = None,
         cache_images: bool = True,
     ) -> None:
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
-            raise ValueError(f"image_size must be a positive int, got {image_size!r}")
-        if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
-            raise ValueError(f"length must be a positive int, got {length!r}")
+        check_int("image_size", image_size, minimum=1)
+        check_int("length", length, minimum=1)
         families = tuple(families)
         unknown = [f for f in families if f not in DISTORTION_FAMILIES]
         if unknown or not families:
             raise ValueError(f"families must be a non-empty subset of {sorted(DISTORTION_FAMILIES)}, got {families}")
-        if not 0.0 <= cross_family_fraction <= 1.0:
-            raise ValueError(f"cross_family_fraction must be in [0, 1], got {cross_family_fraction}")
+        check_number("cross_family_fraction", cross_family_fraction, minimum=0.0, maximum=1.0)
         if cross_family_fraction > 0 and labeller is None:
             raise ValueError("cross_family_fraction > 0 needs a labeller (cross-family triplets have no known label)")
         if cross_family_fraction > 0 and len(families) < 2:
             raise ValueError("cross_family_fraction > 0 needs at least two families")
-        if labeller is not None and not callable(labeller):
-            raise TypeError(f"labeller must be callable, got {type(labeller).__name__}")
+        check_callable("labeller", labeller, optional=True)
         if isinstance(root, (str, os.PathLike)):
             self.paths = find_images(root)
         else:
@@ -205,6 +202,3 @@ class Synthetic2AFCDataset(Dataset):
             p = float(self._label(ref[None], img0[None], img1[None])[0])
             self._labels[index] = p
         return ref, img0, img1, torch.tensor(p, dtype=torch.float32)
-
-
-__all__ = ["Labeller", "Synthetic2AFCDataset", "TripletSpec", "embedding_labeller"]

@@ -139,17 +139,3 @@ class ColorJitter:
         if u[5] < self.grayscale_p:
             image = grayscale(image).expand(3, -1, -1).clone()
         return image
-
-
-__all__ = [
-    "ColorJitter",
-    "adjust_brightness",
-    "adjust_contrast",
-    "adjust_hue",
-    "adjust_saturation",
-    "grayscale",
-    "hsv_to_rgb",
-    "item_generator",
-    "item_rng",
-    "rgb_to_hsv",
-]

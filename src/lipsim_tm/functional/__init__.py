@@ -1,4 +1,4 @@
-"""Functional LipSim API: embeddings, distances, 2AFC decisions and their certificates.
+"""Functional LipSim: embeddings, distances, 2AFC decisions and their certificates, one call each.
 
 Guarantees (``L`` = backbone Lipschitz bound x l2 operator norm of the preprocessing, so every
 statement is in the caller's pixel units; normalisation ``"augment"`` or ``"ball"``):
@@ -15,29 +15,26 @@ norm-aware one, which uses the norm of the embedding before normalisation
 (:mod:`~lipsim_tm.functional.certificates`); ``certificate="plain"`` gives the 1-Lipschitz radius only.
 ``"plain"`` (``v / ||v||``, not 1-Lipschitz) is certified by the norm-aware rule only. Networks named by
 ``weights`` are built once and cached per device (:mod:`lipsim_tm.models.weights`).
+
+Layout (torchmetrics' ``functional/image`` shape): :mod:`.preprocessing` (pixels -> backbone input, its exact
+operator norm) -> :mod:`.embedding` (features and the Lipschitz bound) -> :mod:`.normalization` ->
+:mod:`.distance` and :mod:`.two_afc` (each a core of ``_update``/``_compute`` functions, called by every metric,
+command and report, and the functional forms), with :mod:`.certificates` and :mod:`.confidence` beneath them.
 """
 
-from lipsim_tm.functional.certificates import CERTIFICATES
-from lipsim_tm.functional.distance import DISTANCES, REDUCTIONS, distance_from_embeddings, lipsim_distance
-from lipsim_tm.functional.embedding import lipsim_embedding
-from lipsim_tm.functional.normalization import NORMALIZATIONS, SOUND_NORMALIZATIONS, normalize_embedding
-from lipsim_tm.functional.preprocessing import INTERPOLATIONS, Preprocessing, resize_operator_norm
-from lipsim_tm.functional.two_afc import (
+from lipsim_tm.functional.distance import (
     DistanceInterval,
-    TwoAFCResult,
     certified_distance_interval,
-    two_afc,
+    distance_from_embeddings,
+    lipsim_distance,
 )
+from lipsim_tm.functional.embedding import lipsim_embedding
+from lipsim_tm.functional.normalization import normalize_embedding
+from lipsim_tm.functional.preprocessing import resize_operator_norm
+from lipsim_tm.functional.two_afc import TwoAFCResult, two_afc
 
 __all__ = [
-    "CERTIFICATES",
-    "DISTANCES",
-    "INTERPOLATIONS",
-    "NORMALIZATIONS",
-    "REDUCTIONS",
-    "SOUND_NORMALIZATIONS",
     "DistanceInterval",
-    "Preprocessing",
     "TwoAFCResult",
     "certified_distance_interval",
     "distance_from_embeddings",

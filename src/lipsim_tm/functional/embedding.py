@@ -1,14 +1,21 @@
-"""LipSim embeddings of user images: the shared path of every functional call, metric and loss."""
+"""From user images to backbone features and their Lipschitz bound: the first step of every LipSim computation.
+
+:func:`features_of` is the one path from validated images to features (network units, before normalisation);
+:func:`lipschitz_constant` the bound ``L`` of ``image -> phi(image)`` in the caller's pixels. The metric and
+distance cores (:mod:`.distance`, :mod:`.two_afc`) take both.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
 
+from lipsim_tm.checks import check_tensor
+from lipsim_tm.functional.certificates.policy import check_certifiable
 from lipsim_tm.functional.normalization import apply_normalization, at_least_float32, check_normalization
-from lipsim_tm.functional.preprocessing import DataRange, Preprocessing, input_operator_norm
+from lipsim_tm.functional.preprocessing import DataRange, Preprocessing, check_image_batches, input_operator_norm
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.weights import Weights, cached_backbone
 
@@ -34,18 +41,21 @@ def preprocessing_for(
 
 
 def features_of(forward: Callable[[Tensor], Tensor], images: Tensor, prep: Preprocessing, dtype: torch.dtype) -> Tensor:
-    """Backbone features ``(N, D)`` (network units, before normalisation, at least float32) of validated ``images``."""
+    """Backbone features ``(N, D)`` (network units, before normalisation, at least float32) of validated ``images``.
+
+    ``forward`` maps backbone inputs of dtype ``dtype`` to features (a backbone, a frozen or compiled wrapper).
+    """
     return at_least_float32(forward(prep(images, dtype)))
 
 
-def embed(
-    forward: Callable[[Tensor], Tensor], images: Tensor, prep: Preprocessing, dtype: torch.dtype, normalization: str
-) -> Tensor:
-    """Normalised embeddings ``(N, D')`` (at least float32) of already validated ``images``.
+def lipschitz_constant(backbone: LipSimBackbone, prep: Preprocessing, images: Tensor) -> float:
+    """``L``: Lipschitz bound (l2, user pixels) of ``images -> phi(images)`` for this batch's size and channels."""
+    return backbone.lipschitz_bound * input_operator_norm(prep, images)
 
-    ``forward`` maps backbone inputs of dtype ``dtype`` to features (a backbone or a frozen wrapper).
-    """
-    return apply_normalization(features_of(forward, images, prep, dtype), normalization)
+
+def network_dtype(backbone: LipSimBackbone) -> torch.dtype:
+    """The dtype of ``backbone``'s parameters (inputs are cast to it)."""
+    return next(backbone.parameters()).dtype
 
 
 def functional_backbone(weights: Weights, device: torch.device) -> LipSimBackbone:
@@ -64,6 +74,32 @@ def functional_backbone(weights: Weights, device: torch.device) -> LipSimBackbon
             " (the functional API does not copy or move a network you pass)"
         )
     return backbone
+
+
+def prepare_call(
+    images: Mapping[str, object],
+    weights: Weights,
+    *,
+    data_range: DataRange,
+    grayscale: bool,
+    interpolation: str,
+    antialias: bool,
+    certify: bool = False,
+) -> tuple[LipSimBackbone, Preprocessing]:
+    """Backbone and preprocessing of a functional call on the named image batches, all validated (each a valid
+    batch, one shape, one device; see :func:`~lipsim_tm.functional.preprocessing.check_image_batches`), and with
+    ``certify`` the network's dtype checked (:func:`~lipsim_tm.functional.certificates.policy.check_certifiable`)."""
+    for name, value in images.items():
+        check_tensor(name, value)
+    first: Tensor = next(iter(images.values()))  # type: ignore[assignment]
+    backbone = functional_backbone(weights, first.device)
+    if certify:
+        check_certifiable(network_dtype(backbone))
+    prep = preprocessing_for(
+        backbone, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
+    )
+    check_image_batches(images, prep)
+    return backbone, prep
 
 
 def lipsim_embedding(
@@ -92,59 +128,6 @@ def lipsim_embedding(
     ``L = backbone.lipschitz_bound * ||preprocessing||`` (see :func:`lipschitz_constant`).
     """
     check_normalization(normalization)
-    if not isinstance(images, Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    backbone = functional_backbone(weights, images.device)
-    prep = preprocessing_for(
-        backbone, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
-    )
-    prep.check(images, "images")
-    return embed(backbone, images, prep, next(backbone.parameters()).dtype, normalization)
-
-
-def lipschitz_constant(backbone: LipSimBackbone, prep: Preprocessing, images: Tensor) -> float:
-    """``L``: Lipschitz bound (l2, user pixels) of ``images -> phi(images)`` for this batch's size and channels."""
-    return backbone.lipschitz_bound * input_operator_norm(prep, images)
-
-
-def check_same_shape(**images: Tensor) -> None:
-    """Raise ``ValueError`` unless all named image batches have the same shape."""
-    shapes = {name: tuple(value.shape) for name, value in images.items()}
-    if len(set(shapes.values())) > 1:
-        listing = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-        raise ValueError(f"{' and '.join(shapes)} must have the same shape, got {listing}")
-
-
-def check_same_device(**images: Tensor) -> None:
-    """Raise ``ValueError`` unless all named tensors are on the same device."""
-    devices = {name: value.device for name, value in images.items()}
-    if len(set(devices.values())) > 1:
-        listing = ", ".join(f"{name} on {device}" for name, device in devices.items())
-        raise ValueError(f"{' and '.join(devices)} must be on the same device, got {listing}")
-
-
-def setup_call(
-    images: dict[str, Tensor],
-    weights: Weights,
-    data_range: DataRange,
-    grayscale: bool,
-    interpolation: str,
-    antialias: bool,
-) -> tuple[LipSimBackbone, Preprocessing]:
-    """Backbone and preprocessing of a functional call on the named image batches, all validated.
-
-    Every batch must be a valid image batch (see :func:`~lipsim_tm.functional.preprocessing.check_images`),
-    and all must share one shape and one device.
-    """
-    for name, value in images.items():
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    check_same_device(**images)
-    backbone = functional_backbone(weights, next(iter(images.values())).device)
-    prep = preprocessing_for(
-        backbone, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
-    )
-    for name, value in images.items():
-        prep.check(value, name)
-    check_same_shape(**images)
-    return backbone, prep
+    options = {"data_range": data_range, "grayscale": grayscale, "interpolation": interpolation, "antialias": antialias}
+    backbone, prep = prepare_call({"images": images}, weights, **options)
+    return apply_normalization(features_of(backbone, images, prep, network_dtype(backbone)), normalization)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lipsim_tm.checks import check_choice, check_finite, check_matrix
 from lipsim_tm.nn.normalization import ConstantAugmentNormalize, PlainNormalize, UnitBallProjection
 
 #: Normalisations whose map is 1-Lipschitz everywhere, so certificates built on them are proofs.
@@ -23,9 +24,7 @@ _MAPS: dict[str, nn.Module] = {
 
 def check_normalization(normalization: object) -> str:
     """Return ``normalization`` if it is one of :data:`NORMALIZATIONS`, else raise ``ValueError``."""
-    if not isinstance(normalization, str) or normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    return normalization
+    return check_choice("normalization", normalization, NORMALIZATIONS)
 
 
 def check_sound_normalization(normalization: str, what: str) -> None:
@@ -57,14 +56,7 @@ def normalize_embedding(features: Tensor, normalization: str = "augment") -> Ten
             (checked with one device-to-host transfer; the library's own paths use :func:`apply_normalization`).
     """
     normalization = check_normalization(normalization)
-    if not isinstance(features, Tensor):
-        raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
-    if features.ndim != 2:
-        raise ValueError(f"features must have shape (N, D), got {tuple(features.shape)}")
-    if not features.is_floating_point():
-        raise TypeError(f"features must be a floating-point tensor, got {features.dtype}")
-    if not bool(torch.isfinite(features.detach()).all()):
-        raise ValueError("features contains NaN or infinite values")
+    check_finite("features", check_matrix("features", features))
     return apply_normalization(features, normalization)
 
 

@@ -9,12 +9,24 @@ certificate stated in the user's pixel space divides by it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from lipsim_tm.checks import (
+    check_bool,
+    check_choice,
+    check_device,
+    check_int,
+    check_range,
+    check_same_device,
+    check_same_shape,
+    check_tensor,
+)
 
 #: Interpolation modes of :func:`torch.nn.functional.interpolate` that are separable linear maps.
 INTERPOLATIONS: tuple[str, ...] = ("bicubic", "bilinear", "area", "nearest", "nearest-exact")
@@ -64,11 +76,9 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         parse_data_range(self.data_range)
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
-        for name in ("grayscale", "antialias"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        check_choice("interpolation", self.interpolation, INTERPOLATIONS)
+        check_bool("grayscale", self.grayscale)
+        check_bool("antialias", self.antialias)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -106,8 +116,7 @@ def check_images(images: object, name: str, prep: Preprocessing, *, values: bool
     with ``prep.grayscale``), all values finite and within ``data_range``. ``values=False`` checks only the
     tensor's type, dtype and shape (no look at the data, so no device-to-host transfer).
     """
-    if not isinstance(images, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
+    images = check_tensor(name, images)
     if not images.is_floating_point():
         raise TypeError(
             f"{name} must be a floating-point tensor, got {images.dtype}; convert uint8 images with"
@@ -116,30 +125,49 @@ def check_images(images: object, name: str, prep: Preprocessing, *, values: bool
     if images.ndim != 4:
         raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(images.shape)}")
     if images.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (N = 0); pass at least one image")
+        raise ValueError(f"{name} must hold at least one image, got an empty batch (N = 0)")
     channels = images.shape[1]
     if channels != prep.channels and not (prep.grayscale and channels == 1):
         hint = " (pass grayscale=True for one-channel images)" if channels == 1 else ""
         raise ValueError(f"{name} must have {prep.channels} channels, got shape {tuple(images.shape)}{hint}")
     if images.shape[2] == 0 or images.shape[3] == 0:
         raise ValueError(f"{name} must have non-empty spatial size, got shape {tuple(images.shape)}")
-    if not values:
-        return images
-    # One pass over the data and one device-to-host transfer: NaN propagates through aminmax, and an
-    # infinite value is the minimum or the maximum.
-    data = images.detach()
-    if data.device.type == "cpu" and data.dtype in (torch.float16, torch.bfloat16):
-        data = data.float()  # exact; older CPU builds have no half-precision aminmax
-    lo, hi = torch.stack(torch.aminmax(data)).tolist()
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    low, high = prep.bounds
-    if lo < low or hi > high:
-        raise ValueError(
-            f"{name} values must lie in [{low:g}, {high:g}] (data_range={prep.data_range!r}), got min {lo:g} and"
-            f" max {hi:g}; pass data_range=255.0 for [0, 255] images or data_range=(-1.0, 1.0) for [-1, 1]"
+    if values:
+        low, high = prep.bounds
+        check_range(
+            name,
+            images,
+            low,
+            high,
+            context=f" (data_range={prep.data_range!r})",
+            hint="; pass data_range=255.0 for [0, 255] images or data_range=(-1.0, 1.0) for [-1, 1]",
         )
     return images
+
+
+def check_image_batches(
+    images: Mapping[str, object],
+    prep: Preprocessing,
+    *,
+    device: torch.device | None = None,
+    owner: str = "the network",
+    fix: str = "move them to one device",
+    values: bool = True,
+) -> None:
+    """Validate named image batches of one call before anything runs: each a valid batch for ``prep``
+    (:func:`check_images`), all of one shape, and all on one device (``device``, where ``owner`` lives, when given;
+    ``fix`` says what to do, ``{name}`` standing for the batch's name)."""
+    for name, value in images.items():
+        check_tensor(name, value)
+    tensors: dict[str, Tensor] = dict(images)  # type: ignore[arg-type]
+    if device is None:
+        check_same_device(**tensors)
+    else:
+        for name, value in tensors.items():
+            check_device(name, value, device, owner, fix.format(name=name))
+    for name, value in tensors.items():
+        check_images(value, name, prep, values=values)
+    check_same_shape(**tensors)
 
 
 def resize(x: Tensor, size: int, interpolation: str = "bicubic", antialias: bool = True) -> Tensor:
@@ -186,14 +214,9 @@ def resize_operator_norm(height: int, width: int, size: int, interpolation: str,
     the same operator, so the norm on ``(C, H, W)`` is the same. Identity (norm 1) at the same size.
     """
     for name, value in (("height", height), ("width", width), ("size", size)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if not isinstance(interpolation, str) or interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
-    if not isinstance(antialias, bool):
-        raise TypeError(f"antialias must be a bool, got {antialias!r}")
+        check_int(name, value, minimum=1)
+    check_choice("interpolation", interpolation, INTERPOLATIONS)
+    check_bool("antialias", antialias)
     return _resize_operator_norm(height, width, size, interpolation, antialias)
 
 

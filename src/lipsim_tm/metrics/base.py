@@ -1,21 +1,21 @@
-"""What both LipSim metrics share: the frozen network, the preprocessing and input checks."""
+"""What both LipSim metrics share: the frozen network, the preprocessing, the input checks and the merge rule."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
-from lipsim_tm.functional.certificates import check_certifiable
-from lipsim_tm.functional.embedding import check_same_shape, features_of, lipschitz_constant, preprocessing_for
-from lipsim_tm.functional.normalization import apply_normalization, at_least_float32, check_normalization
-from lipsim_tm.functional.preprocessing import DataRange
-from lipsim_tm.metrics.views import ResultView
+from lipsim_tm.checks import check_bool
+from lipsim_tm.functional.certificates.policy import check_certifiable
+from lipsim_tm.functional.embedding import features_of, lipschitz_constant, preprocessing_for
+from lipsim_tm.functional.normalization import at_least_float32, check_normalization
+from lipsim_tm.functional.preprocessing import DataRange, check_image_batches
+from lipsim_tm.metrics.atomic import AtomicMetric, merge_states
+from lipsim_tm.metrics.views import Loggable
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.compiling import compiled_forward
 from lipsim_tm.models.frozen import FrozenBackbone, unwrap_frozen
@@ -29,20 +29,7 @@ def cat_state(state: list[Tensor] | Tensor, device: torch.device) -> Tensor:
     return dim_zero_cat(state) if state else torch.zeros(0, device=device)
 
 
-#: torchmetrics' bookkeeping that ``update``/``forward`` change besides the states, restored when they raise.
-_CONTEXT: tuple[str, ...] = (
-    "_update_count",
-    "_computed",
-    "_forward_cache",
-    "_to_sync",
-    "_should_unsync",
-    "_enable_grad",
-    "_is_synced",
-    "compute_on_cpu",
-)
-
-
-class LipSimMetricBase(Metric):
+class LipSimMetricBase(Loggable, AtomicMetric):
     """Base of the LipSim metrics: network in ``self.net``, a :class:`~lipsim_tm.models.frozen.FrozenBackbone`.
 
     Weights policy (see :mod:`lipsim_tm.models.weights`): a path or ``"random:<config>"`` builds a network owned
@@ -57,7 +44,7 @@ class LipSimMetricBase(Metric):
     Inputs must be on the metric's device (``metric.to(device)``); they are cast to the network's dtype,
     and states accumulate in float64. Precision policy: a bfloat16/float16 network (e.g. after
     ``metric.net.to(torch.bfloat16)``) computes distances, but certificates are refused with a
-    ``ValueError`` (see :func:`~lipsim_tm.functional.certificates.check_certifiable`).
+    ``ValueError`` (see :func:`~lipsim_tm.functional.certificates.policy.check_certifiable`).
 
     ``validate_args=False`` (torchmetrics' convention) skips the checks that read the data (finite values
     within ``data_range``; 2AFC targets in ``[0, 1]``), which cost one device-to-host transfer per update:
@@ -70,43 +57,6 @@ class LipSimMetricBase(Metric):
     """
 
     feature_network: str = "net"
-
-    def _snapshot(self) -> dict[str, Any]:
-        """The states (lists copied: ``update`` appends in place; tensors are replaced, never written) and context."""
-        states = {name: getattr(self, name) for name in self._defaults}
-        snapshot = {name: list(value) if isinstance(value, list) else value for name, value in states.items()}
-        snapshot.update({name: getattr(self, name) for name in _CONTEXT})
-        return snapshot
-
-    def _restore(self, snapshot: dict[str, Any]) -> None:
-        for name, value in snapshot.items():
-            setattr(self, name, value)
-
-    def _wrap_update(self, update: Callable) -> Callable:
-        """torchmetrics' wrapped ``update``, made atomic: if it raises, states and counters are as before."""
-        wrapped = super()._wrap_update(update)
-
-        @functools.wraps(update)
-        def atomic_update(*args: Any, **kwargs: Any) -> None:
-            snapshot = self._snapshot()
-            try:
-                wrapped(*args, **kwargs)
-            except BaseException:
-                self._restore(snapshot)
-                raise
-
-        return atomic_update
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        """torchmetrics' ``forward`` (batch value, accumulated state), made atomic: a rejected batch (or any error,
-        Ctrl-C included) leaves every state, counter and the value of a later ``compute()`` as they were.
-        (torchmetrics resets the states before the batch's ``update`` and would otherwise lose them.)"""
-        snapshot = self._snapshot()
-        try:
-            return super().forward(*args, **kwargs)
-        except BaseException:
-            self._restore(snapshot)
-            raise
 
     def __init__(
         self,
@@ -123,10 +73,8 @@ class LipSimMetricBase(Metric):
     ) -> None:
         super().__init__(**kwargs)
         self.normalization = check_normalization(normalization)
-        for name, flag in (("compile", compile), ("validate_args", validate_args)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
-        self.validate_args = validate_args
+        check_bool("compile", compile)
+        self.validate_args = check_bool("validate_args", validate_args)
         backbone = resolve_backbone(weights)
         self.net = FrozenBackbone(backbone, owned=not isinstance(weights, LipSimBackbone))
         # A plain function (not a submodule): the metric's modules, state_dict and FeatureShare are unchanged.
@@ -135,50 +83,22 @@ class LipSimMetricBase(Metric):
             backbone, data_range=data_range, grayscale=grayscale, interpolation=interpolation, antialias=antialias
         )
 
-    def merge(self, *others: LipSimMetricBase) -> LipSimMetricBase:
-        """Add the states of ``others`` (same class and settings, evaluated on other data) to this metric's;
-        returns ``self``. Sums add and per-sample lists concatenate, so the result equals one metric updated with
-        all the data (e.g. a whole dataset from its subsets, counts weighted by size). ``others`` are unchanged."""
-        for other in others:
-            if type(other) is not type(self) or other._settings() != self._settings():
-                raise ValueError(f"merge needs metrics of the same class and settings: {self!r} and {other!r} differ")
-        for name in self._defaults:
-            for other in others:
-                mine, theirs = getattr(self, name), getattr(other, name)
-                if isinstance(mine, list):
-                    setattr(self, name, [*mine, *(t.to(mine[0].device if mine else t.device) for t in theirs)])
-                else:
-                    setattr(self, name, mine + theirs.to(mine.device))
-        self._update_count += sum(other._update_count for other in others)
-        self._computed = None
-        return self
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """Add the states of ``incoming_state`` (a metric of the same class and settings, evaluated on other data, or
+        a dict of states) to this metric's: sums add and per-sample lists join, so ``compute()`` equals one metric
+        updated with all the data (a dataset from its subsets, counts weighted by size). A metric of another class
+        or with other settings is refused (``ValueError``): its states mean something else."""
+        if isinstance(incoming_state, Metric) and (
+            type(incoming_state) is not type(self) or incoming_state._settings() != self._settings()
+        ):
+            raise ValueError(
+                f"merge_state needs a metric of the same class and settings: {self!r} and {incoming_state!r} differ"
+            )
+        merge_states(self, incoming_state)
 
     def _settings(self) -> tuple[object, ...]:
-        """What must agree for :meth:`merge`: everything that shapes a state's meaning (subclasses add theirs)."""
+        """What must agree for :meth:`merge_state`: everything that shapes a state's meaning (subclasses add theirs)."""
         return (self.extra_repr(), self.prep)
-
-    def _add_views(self, keys: tuple[str, ...]) -> None:
-        """Register a :class:`~lipsim_tm.metrics.views.ResultView` per scalar entry of ``compute()`` (see
-        :meth:`loggable`); registered at construction, so a ``LightningModule`` finds them among its modules."""
-        self.result_views = nn.ModuleDict({key.replace(".", "_"): ResultView(self, key) for key in keys})
-
-    def loggable(self, prefix: str = "") -> dict[str, Metric]:
-        """Every scalar of ``compute()`` as a ``Metric`` Lightning can log by object, keyed ``prefix + key``.
-
-        ``self.log_dict(metric.loggable("val/"))`` in a ``LightningModule`` logs each number, with Lightning
-        owning compute, distributed sync (one sync of the shared state) and reset; no ``sync_dist`` needed.
-        A metric whose ``compute()`` is a tensor is returned as itself, under ``prefix + "distance"``.
-        """
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        views = list(self.result_views.values())
-        if not views:
-            return {f"{prefix}{self._scalar_name()}": self}
-        return {f"{prefix}{view.key}": view for view in views}
-
-    def _scalar_name(self) -> str:
-        """The log name of a tensor-valued ``compute()``; subclasses with per-sample results raise instead."""
-        raise NotImplementedError
 
     def plot(self, val: Any = None, ax: Any = None) -> Any:
         """``(figure, axes)``: a value or a list of values (default: ``compute()``) drawn by torchmetrics'
@@ -201,15 +121,14 @@ class LipSimMetricBase(Metric):
 
     def _check_images(self, **images: Tensor) -> None:
         """Validate named image batches (device, type, shape, values) before any state changes."""
-        device = unwrap_frozen(self.net).device
-        for name, value in images.items():
-            if isinstance(value, Tensor) and value.device != device:
-                raise ValueError(
-                    f"{name} is on {value.device} but the metric's network is on {device};"
-                    f" call metric.to({name}.device)"
-                )
-            self.prep.check(value, name, values=self.validate_args)
-        check_same_shape(**images)
+        check_image_batches(
+            images,
+            self.prep,
+            device=unwrap_frozen(self.net).device,
+            owner="the metric's network",
+            fix="call metric.to({name}.device)",
+            values=self.validate_args,
+        )
 
     def _features(self, *images: Tensor) -> Tensor:
         """Backbone features ``(N, D)`` (before normalisation) of validated image batches, concatenated along
@@ -218,10 +137,6 @@ class LipSimMetricBase(Metric):
         if self._compiled_forward is not None:
             return features_of(self._compiled_forward, torch.cat(images), self.prep, unwrap_frozen(self.net).dtype)
         return at_least_float32(self.net(*images, prep=self.prep))
-
-    def _embed(self, *images: Tensor) -> Tensor:
-        """Normalised embeddings ``(N, D')`` of validated image batches (concatenated), in one forward pass."""
-        return apply_normalization(self._features(*images), self.normalization)
 
     def _check_certifiable(self) -> None:
         """Raise ``ValueError`` if the network's dtype cannot give sound certificates (bfloat16, float16)."""

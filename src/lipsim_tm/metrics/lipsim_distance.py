@@ -7,11 +7,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import check_certificate, distance_interval, distance_shift
-from lipsim_tm.functional.distance import check_distance, check_reduction, distance_from_embeddings
-from lipsim_tm.functional.normalization import apply_normalization
+from lipsim_tm.checks import check_choice, check_number
+from lipsim_tm.functional.certificates.intervals import PERTURBED
+from lipsim_tm.functional.certificates.policy import check_certificate
+from lipsim_tm.functional.distance import (
+    _lipsim_distance_compute,
+    _lipsim_distance_update,
+    check_distance,
+    check_reduction,
+)
 from lipsim_tm.functional.preprocessing import DataRange
-from lipsim_tm.functional.two_afc import check_eps, check_perturbed
 from lipsim_tm.metrics.base import LipSimMetricBase, cat_state
 from lipsim_tm.models.weights import Weights
 
@@ -79,8 +84,8 @@ class LipSimDistance(LipSimMetricBase):
     ) -> None:
         self.distance = check_distance(distance)
         self.reduction = check_reduction(reduction)
-        self.certify_eps = None if certify_eps is None else check_eps(certify_eps, "certify_eps")
-        self.perturbed = check_perturbed(perturbed)
+        self.certify_eps = None if certify_eps is None else check_number("certify_eps", certify_eps, minimum=0.0)
+        self.perturbed = check_choice("perturbed", perturbed, PERTURBED)
         super().__init__(
             weights,
             normalization=normalization,
@@ -104,33 +109,29 @@ class LipSimDistance(LipSimMetricBase):
 
     def update(self, x: Tensor, y: Tensor) -> None:
         """Add the distances between the pairs ``(x[i], y[i])``; bad input raises and changes nothing."""
-        if self.certify_eps is not None:
+        certified = self.certify_eps is not None
+        if certified:
             self._check_certifiable()
         self._check_images(x=x, y=y)
-        features = self._features(x, y)
-        phi_x, phi_y = apply_normalization(features, self.normalization).chunk(2)
-        distances = distance_from_embeddings(phi_x, phi_y, self.distance)
-        half = self._half_widths(phi_x, phi_y, features, distances, x)
+        features_x, features_y = self._features(x, y).chunk(2)
+        result = _lipsim_distance_update(
+            features_x,
+            features_y,
+            distance=self.distance,
+            normalization=self.normalization,
+            certificate=self.certificate,
+            lipschitz=self._lipschitz(x) if certified else 1.0,
+            epsilons=(self.certify_eps,) if certified else (),
+            perturbed=self.perturbed,
+        )
+        distances = result.distance
+        half = result.half_width[:, 0] if certified else torch.zeros_like(distances, dtype=torch.float64).detach()
         self.sum_distance = self.sum_distance + distances.double().sum()
         self.total = self.total + distances.shape[0]
         self.sum_half_width = self.sum_half_width + half.sum()
         if self.reduction == "none":
             self.values.append(distances.float())
             self.half_widths.append(half.float())
-
-    def _half_widths(self, phi_x: Tensor, phi_y: Tensor, features: Tensor, distances: Tensor, x: Tensor) -> Tensor:
-        if self.certify_eps is None:
-            return torch.zeros_like(distances, dtype=torch.float64).detach()
-        f_x, f_y = features.chunk(2)
-        s = self._lipschitz(x) * self.certify_eps
-        shift = distance_shift(
-            f_x, f_y, s, perturbed=self.perturbed, normalization=self.normalization, certificate=self.certificate
-        )
-        lower, upper = distance_interval(
-            phi_x, phi_y, shift=shift, distance=self.distance, normalization=self.normalization
-        )
-        value = distances.detach().double()
-        return torch.maximum(upper - value, value - lower).clamp_min(0.0)
 
     def _settings(self) -> tuple[object, ...]:
         return (*super()._settings(), self.reduction, self.certify_eps, self.perturbed)
@@ -153,10 +154,9 @@ class LipSimDistance(LipSimMetricBase):
         if self.reduction == "none":
             value = cat_state(self.values, self.total.device).to(dtype)
             half = cat_state(self.half_widths, self.total.device).to(dtype)
-        elif self.reduction == "sum":
-            value, half = self.sum_distance.to(dtype), self.sum_half_width.to(dtype)
         else:
-            value, half = (self.sum_distance / self.total).to(dtype), (self.sum_half_width / self.total).to(dtype)
+            value = _lipsim_distance_compute(self.sum_distance, self.total, self.reduction).to(dtype)
+            half = _lipsim_distance_compute(self.sum_half_width, self.total, self.reduction).to(dtype)
         if self.certify_eps is None:
             return value
         return {"distance": value, "half_width": half}

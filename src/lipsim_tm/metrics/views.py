@@ -1,11 +1,11 @@
-"""One number of a dict-valued metric as a stateless ``Metric``, so Lightning can log it by object."""
+"""Every number of a dict-valued metric as a stateless ``Metric`` of its own, so Lightning can log it by object."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import Metric
 
 
@@ -65,3 +65,32 @@ class ResultView(Metric):
 
     def extra_repr(self) -> str:
         return f"key={self.key!r}"
+
+
+class Loggable:
+    """Mixin of the LipSim metrics: :meth:`loggable` gives every scalar of ``compute()`` as a :class:`ResultView`."""
+
+    result_views: nn.ModuleDict
+
+    def _add_views(self, keys: tuple[str, ...]) -> None:
+        """Register a :class:`ResultView` per scalar entry of ``compute()``; registered at construction, so a
+        ``LightningModule`` finds them among its modules."""
+        self.result_views = nn.ModuleDict({key.replace(".", "_"): ResultView(self, key) for key in keys})  # type: ignore[arg-type]
+
+    def loggable(self, prefix: str = "") -> dict[str, Metric]:
+        """Every scalar of ``compute()`` as a ``Metric`` Lightning can log by object, keyed ``prefix + key``.
+
+        ``self.log_dict(metric.loggable("val/"))`` in a ``LightningModule`` logs each number, with Lightning
+        owning compute, distributed sync (one sync of the shared state) and reset; no ``sync_dist`` needed.
+        A metric whose ``compute()`` is a tensor is returned as itself, under ``prefix + "distance"``.
+        """
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+        views = list(self.result_views.values())
+        if not views:
+            return {f"{prefix}{self._scalar_name()}": self}  # type: ignore[dict-item]
+        return {f"{prefix}{view.key}": view for view in views}
+
+    def _scalar_name(self) -> str:
+        """The log name of a tensor-valued ``compute()``; subclasses with per-sample results raise instead."""
+        raise NotImplementedError

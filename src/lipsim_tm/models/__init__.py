@@ -7,16 +7,15 @@
 the metrics and the loss hold, and its optional ``torch.compile``).
 """
 
-from lipsim_tm.models.backbone import NAMED_CONFIGS, LipSimBackbone, LipSimConfig
-from lipsim_tm.models.checkpoints import load_export, load_official_checkpoint, save_export
-from lipsim_tm.models.registry import WeightsNotFoundError, describe_weights
+from lipsim_tm.models.backbone import LipSimBackbone, LipSimConfig
+from lipsim_tm.models.checkpoints.export import load_export, save_export
+from lipsim_tm.models.checkpoints.official import load_official_checkpoint
+from lipsim_tm.models.registry import describe_weights
 from lipsim_tm.models.weights import load_backbone
 
 __all__ = [
-    "NAMED_CONFIGS",
     "LipSimBackbone",
     "LipSimConfig",
-    "WeightsNotFoundError",
     "describe_weights",
     "load_backbone",
     "load_export",

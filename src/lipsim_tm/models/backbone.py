@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from lipsim_tm.checks import check_int, check_number
 from lipsim_tm.nn import (
     ChannelZeroPad,
     NormPreservingSumPool2d,
@@ -56,19 +56,14 @@ class LipSimConfig:
             "dense_inner",
             "out_features",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"LipSimConfig.{name} must be a positive int, got {value!r}")
-        if isinstance(self.dense_depth, bool) or not isinstance(self.dense_depth, int) or self.dense_depth < 0:
-            raise ValueError(f"LipSimConfig.dense_depth must be a non-negative int, got {self.dense_depth!r}")
+            check_int(f"LipSimConfig.{name}", getattr(self, name), minimum=1)
+        check_int("LipSimConfig.dense_depth", self.dense_depth, minimum=0)
         stages = tuple(self.conv_stages)
-        if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in stages):
-            raise ValueError(f"LipSimConfig.conv_stages must hold non-negative ints, got {self.conv_stages!r}")
+        for i, n in enumerate(stages):
+            check_int(f"LipSimConfig.conv_stages[{i}]", n, minimum=0)
         object.__setattr__(self, "conv_stages", stages)
-        if not (math.isfinite(self.input_scale) and self.input_scale > 0):
-            raise ValueError(f"LipSimConfig.input_scale must be finite and positive, got {self.input_scale!r}")
-        if not math.isfinite(self.input_shift):
-            raise ValueError(f"LipSimConfig.input_shift must be finite, got {self.input_shift!r}")
+        check_number("LipSimConfig.input_scale", self.input_scale, minimum=0.0, open_minimum=True)
+        check_number("LipSimConfig.input_shift", self.input_shift)
         reduction = self.unshuffle * self.pool_size ** len(stages)
         if self.input_size % reduction:
             raise ValueError(
@@ -231,6 +226,3 @@ class LipSimBackbone(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     """Number of scalar parameters of ``module``."""
     return sum(p.numel() for p in module.parameters())
-
-
-__all__ = ["NAMED_CONFIGS", "LipSimBackbone", "LipSimConfig", "count_parameters", "resolve_config"]

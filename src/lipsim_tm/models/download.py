@@ -263,6 +263,3 @@ def drive_confirm_url(page: str, base_url: str) -> str | None:
         if "confirm=" in link:
             return urljoin(base_url, link)
     return None
-
-
-__all__ = ["CACHE_ENV", "DEFAULT_TIMEOUT", "DownloadError", "cache_dir", "check_sha256", "download_file"]

@@ -202,17 +202,3 @@ register_weights(
         "11JoY5jrm4qmk0QmncQ5eVqXQpXQNLG1X",
     )
 )
-
-__all__ = [
-    "FORMATS",
-    "PRETRAINED_DIR",
-    "REGISTRY",
-    "WeightsEntry",
-    "WeightsNotFoundError",
-    "describe_weights",
-    "get_entry",
-    "local_path",
-    "register_weights",
-    "registered_names",
-    "weights_file",
-]

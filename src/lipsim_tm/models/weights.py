@@ -90,7 +90,7 @@ def _source(weights: object) -> tuple[str, str]:
 def _load_registered(name: str) -> LipSimBackbone:
     """The backbone of the registered ``name`` (its file downloaded first if needed), checked against the
     entry's declared format and architecture."""
-    from lipsim_tm.models.checkpoints import load_backbone
+    from lipsim_tm.models.checkpoints.auto import load_backbone
     from lipsim_tm.models.checkpoints.export import is_export
     from lipsim_tm.models.checkpoints.io import read_checkpoint
 
@@ -125,7 +125,7 @@ def resolve_backbone(weights: Weights) -> LipSimBackbone:
         return random_backbone(value)
     if kind == "registered":
         return _load_registered(value)
-    from lipsim_tm.models.checkpoints import load_backbone
+    from lipsim_tm.models.checkpoints.auto import load_backbone
 
     return load_backbone(value, map_location="cpu")
 
@@ -140,7 +140,7 @@ def load_backbone(
     see :func:`~lipsim_tm.models.registry.describe_weights`), an export or official checkpoint file, or an
     already loaded dict (see :func:`lipsim_tm.models.checkpoints.load_backbone` for files and dicts).
     ``config`` must equal a registered model's own architecture when given."""
-    from lipsim_tm.models.checkpoints import load_backbone as load_file
+    from lipsim_tm.models.checkpoints.auto import load_backbone as load_file
 
     if isinstance(source, str) and source in registry.REGISTRY:
         backbone = _load_registered(source)
@@ -195,14 +195,3 @@ def cached_backbone(weights: Weights, device: torch.device | str) -> LipSimBackb
 def clear_backbone_cache() -> None:
     """Forget every network cached by :func:`cached_backbone`."""
     _CACHE.clear()
-
-
-__all__ = [
-    "DEFAULT_WEIGHTS",
-    "RANDOM_SEED",
-    "Weights",
-    "cached_backbone",
-    "clear_backbone_cache",
-    "load_backbone",
-    "resolve_backbone",
-]

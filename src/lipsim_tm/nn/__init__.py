@@ -1,12 +1,10 @@
 """1-Lipschitz building blocks (l2), each documenting its bound."""
 
 from lipsim_tm.nn.normalization import ConstantAugmentNormalize, PlainNormalize, UnitBallProjection
-from lipsim_tm.nn.rescaling import CachedRescaling, safe_reciprocal
 from lipsim_tm.nn.reshaping import ChannelZeroPad, NormPreservingSumPool2d, PixelUnshuffle, Truncate
 from lipsim_tm.nn.sll import SLLConv2d, SLLLinear
 
 __all__ = [
-    "CachedRescaling",
     "ChannelZeroPad",
     "ConstantAugmentNormalize",
     "NormPreservingSumPool2d",
@@ -16,5 +14,4 @@ __all__ = [
     "SLLLinear",
     "Truncate",
     "UnitBallProjection",
-    "safe_reciprocal",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lipsim_tm.nn.sll import _check_positive_int
+from lipsim_tm.checks import check_int
 
 
 class NormPreservingSumPool2d(nn.Module):
@@ -19,7 +19,7 @@ class NormPreservingSumPool2d(nn.Module):
 
     def __init__(self, kernel_size: int = 4) -> None:
         super().__init__()
-        _check_positive_int("kernel_size", kernel_size)
+        check_int("kernel_size", kernel_size, minimum=1)
         self.kernel_size = kernel_size
 
     def forward(self, x: Tensor) -> Tensor:
@@ -38,8 +38,8 @@ class ChannelZeroPad(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
+        check_int("in_channels", in_channels, minimum=1)
+        check_int("out_channels", out_channels, minimum=1)
         if out_channels < in_channels:
             raise ValueError(f"out_channels must be >= in_channels={in_channels}, got {out_channels}")
         self.in_channels = in_channels
@@ -68,7 +68,7 @@ class Truncate(nn.Module):
 
     def __init__(self, features: int) -> None:
         super().__init__()
-        _check_positive_int("features", features)
+        check_int("features", features, minimum=1)
         self.features = features
 
     def forward(self, x: Tensor) -> Tensor:

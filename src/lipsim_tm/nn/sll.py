@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lipsim_tm.checks import check_int
 from lipsim_tm.nn.rescaling import CachedRescaling, safe_reciprocal
 
 
@@ -31,8 +32,8 @@ class SLLConv2d(CachedRescaling):
 
     def __init__(self, channels: int, inner: int, *, q_scaled: bool = False) -> None:
         super().__init__()
-        _check_positive_int("channels", channels)
-        _check_positive_int("inner", inner)
+        check_int("channels", channels, minimum=1)
+        check_int("inner", inner, minimum=1)
         self.channels = channels
         self.inner = inner
         self.q_scaled = q_scaled
@@ -98,8 +99,8 @@ class SLLLinear(CachedRescaling):
 
     def __init__(self, features: int, inner: int) -> None:
         super().__init__()
-        _check_positive_int("features", features)
-        _check_positive_int("inner", inner)
+        check_int("features", features, minimum=1)
+        check_int("inner", inner, minimum=1)
         self.features = features
         self.inner = inner
         self.weight = nn.Parameter(torch.empty(inner, features))
@@ -141,10 +142,3 @@ def _dense_residual(x: Tensor, weight: Tensor, bias: Tensor, rescaling: Tensor) 
     """``x - 2 W^T (t * relu(W x + b))`` for ``x`` ``(N, features)``."""
     hidden = rescaling * F.relu(F.linear(x, weight, bias))
     return x - 2.0 * (hidden @ weight)
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")

@@ -15,8 +15,7 @@
                                                     # (norm-aware rule; certificate="plain" for 1-Lipschitz)
 """
 
-from lipsim_tm.retrieval.certify import Neighbours, PreparedGallery, nearest_certified
 from lipsim_tm.retrieval.embedder import Embedder
 from lipsim_tm.retrieval.gallery import EmbeddingGallery, RetrievalResult
 
-__all__ = ["Embedder", "EmbeddingGallery", "Neighbours", "PreparedGallery", "RetrievalResult", "nearest_certified"]
+__all__ = ["Embedder", "EmbeddingGallery", "RetrievalResult"]

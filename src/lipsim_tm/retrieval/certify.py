@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lipsim_tm.checks import check_finite, check_int, check_matrix
+
 _U = 2.0**-53
 _RESULT_SHRINK = 1.0 - 1e-12
 
@@ -47,15 +49,12 @@ class Neighbours:
     radius_topk: Tensor
 
 
-def _check_matrix(name: str, value: object) -> None:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.ndim != 2 or value.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, D) with N >= 1, got {tuple(value.shape)}")
-    if not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"{name} must be finite")
+def _check_matrix(name: str, value: object) -> Tensor:
+    """``value`` if it is a finite floating-point ``(N, D)`` tensor with ``N >= 1``."""
+    check_matrix(name, value)
+    if value.shape[0] == 0:  # type: ignore[union-attr]
+        raise ValueError(f"{name} must have shape (N, D) with N >= 1, got {tuple(value.shape)}")  # type: ignore[union-attr]
+    return check_finite(name, value)  # type: ignore[arg-type]
 
 
 class PreparedGallery:
@@ -87,8 +86,7 @@ class PreparedGallery:
         _check_matrix("queries", queries)
         if queries.shape[1] != g.shape[1]:
             raise ValueError(f"queries have dimension {queries.shape[1]} but the gallery has dimension {g.shape[1]}")
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= g.shape[0]:
-            raise ValueError(f"k must be an int in [1, {g.shape[0]}] (the gallery size), got {k!r}")
+        check_int("k", k, minimum=1, maximum=g.shape[0])
         q_all = queries.detach().to(torch.float64)
         q_sq_all = q_all.pow(2).sum(dim=1)
         dims = g.shape[1]
@@ -118,12 +116,3 @@ class PreparedGallery:
             radius_top1=top1_radii * _RESULT_SHRINK,
             radius_topk=topk_radii * _RESULT_SHRINK,
         )
-
-
-def nearest_certified(queries: Tensor, gallery: Tensor, k: int = 1, *, chunk_elements: int = 1 << 22) -> Neighbours:
-    """Top-``k`` items of ``gallery (M, D)`` for ``queries (B, D)`` with certified radii in embedding space.
-
-    One-off form of :meth:`PreparedGallery.search` (the gallery is prepared on the queries' device).
-    """
-    _check_matrix("queries", queries)
-    return PreparedGallery(gallery, queries.device).search(queries, k, chunk_elements=chunk_elements)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import norm_and_floor
-from lipsim_tm.functional.embedding import preprocessing_for
+from lipsim_tm.checks import check_callable, check_int, check_number
+from lipsim_tm.functional.certificates.norm_aware import norm_and_floor
+from lipsim_tm.functional.embedding import features_of, network_dtype, preprocessing_for
 from lipsim_tm.functional.normalization import apply_normalization, check_normalization, check_sound_normalization
 from lipsim_tm.functional.preprocessing import DataRange, Preprocessing, input_operator_norm
 from lipsim_tm.models.backbone import LipSimBackbone
@@ -49,8 +49,7 @@ class Embedder:
         interpolation: str = "bicubic",
         antialias: bool = True,
     ) -> None:
-        if not callable(embed):
-            raise TypeError(f"embed must be callable, got {type(embed).__name__}")
+        check_callable("embed", embed)
         if normalization is not None:
             check_sound_normalization(check_normalization(normalization), "certified retrieval")
         if lipschitz_bound is None:
@@ -83,8 +82,7 @@ class Embedder:
         ``with_norms``: also return the float64 ``(N,)`` effective pre-normalisation norms that norm-aware
         radii use (:func:`~lipsim_tm.functional.certificates.norm_and_floor`); needs a normalisation.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size, minimum=1)
         if with_norms and self.normalization is None:
             raise ValueError("with_norms needs the embedder's normalization ('augment' or 'ball'), got None")
         batches = images.split(batch_size) if isinstance(images, Tensor) else images
@@ -103,8 +101,7 @@ class Embedder:
 
     def _features(self, images: Tensor) -> Tensor:
         if self.prep is not None:
-            self.prep.check(images, "images")
-            images = self.prep(images, next(self.embed.parameters()).dtype)
+            return features_of(self.embed, self.prep.check(images, "images"), self.prep, network_dtype(self.embed))
         features = self.embed(images)
         if not isinstance(features, Tensor) or features.ndim != 2 or features.shape[0] != images.shape[0]:
             got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
@@ -117,6 +114,4 @@ class Embedder:
 
 def check_lipschitz_bound(value: object) -> float:
     """``value`` as a float, required positive and finite."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"lipschitz_bound must be a positive finite number or None, got {value!r}")
-    return float(value)
+    return check_number("lipschitz_bound", value, minimum=0.0, open_minimum=True)

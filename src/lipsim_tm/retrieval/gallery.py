@@ -10,7 +10,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates import CERTIFICATES, NORM_FLOORS, RELATIVE_SLACK, invert_shift
+from lipsim_tm.checks import check_choice, check_finite, check_matrix
+from lipsim_tm.functional.certificates.norm_aware import NORM_FLOORS, invert_shift
+from lipsim_tm.functional.certificates.policy import CERTIFICATES, RELATIVE_SLACK
 from lipsim_tm.functional.normalization import SOUND_NORMALIZATIONS
 from lipsim_tm.models.checkpoints.io import atomic_torch_save
 from lipsim_tm.retrieval.certify import PreparedGallery
@@ -74,16 +76,12 @@ class EmbeddingGallery:
         labels: list[str] | None = None,
         source: dict[str, str] | None = None,
     ) -> None:
-        if not isinstance(embeddings, Tensor):
-            raise TypeError(f"embeddings must be a torch.Tensor, got {type(embeddings).__name__}")
-        if embeddings.ndim != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
+        check_matrix("embeddings", embeddings)
+        if embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
             raise ValueError(f"embeddings must have shape (M, D) with M, D >= 1, got {tuple(embeddings.shape)}")
-        if not embeddings.is_floating_point():
-            raise TypeError(f"embeddings must be a floating-point tensor, got {embeddings.dtype}")
-        if not torch.isfinite(embeddings).all():
-            raise ValueError("embeddings must be finite")
-        if normalization is not None and normalization not in SOUND_NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {SOUND_NORMALIZATIONS} or None, got {normalization!r}")
+        check_finite("embeddings", embeddings)
+        if normalization is not None:
+            check_choice("normalization", normalization, SOUND_NORMALIZATIONS)
         if labels is not None and (
             not isinstance(labels, list)
             or len(labels) != embeddings.shape[0]
@@ -178,8 +176,7 @@ class EmbeddingGallery:
         ``certificate="norm_aware"`` (default) uses the queries' norms where the normalisation allows (the
         larger of the plain and the norm-aware radius); ``"plain"`` the 1-Lipschitz radius only.
         """
-        if not isinstance(certificate, str) or certificate not in CERTIFICATES:
-            raise ValueError(f"certificate must be one of {CERTIFICATES}, got {certificate!r}")
+        check_choice("certificate", certificate, CERTIFICATES)
         if not isinstance(embedder, Embedder):
             raise TypeError(f"embedder must be a lipsim_tm.retrieval.Embedder, got {type(embedder).__name__}")
         if embedder.lipschitz_bound != self.lipschitz_bound or embedder.normalization != self.normalization:

@@ -8,20 +8,8 @@ report = robustness_report(data, weights="export.pt", epsilons=(0.0, 0.1, 0.3), 
 print(report.table()); report.save_json("robustness.json"); plot_report(report, "robustness.png")
 """
 
-from lipsim_tm.plotting import MATPLOTLIB_MISSING
-from lipsim_tm.robustness.audit import AuditResult, DistanceAudit, audit, audit_distance
+from lipsim_tm.robustness.audit import audit, audit_distance
 from lipsim_tm.robustness.plot import plot_report
-from lipsim_tm.robustness.report import DEFAULT_EPSILONS, RobustnessReport, RobustnessRow, robustness_report
+from lipsim_tm.robustness.report import RobustnessReport, robustness_report
 
-__all__ = [
-    "DEFAULT_EPSILONS",
-    "MATPLOTLIB_MISSING",
-    "AuditResult",
-    "DistanceAudit",
-    "RobustnessReport",
-    "RobustnessRow",
-    "audit",
-    "audit_distance",
-    "plot_report",
-    "robustness_report",
-]
+__all__ = ["RobustnessReport", "audit", "audit_distance", "plot_report", "robustness_report"]

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lipsim_tm.attacks import METHODS, TWO_AFC_TARGETS, attack_2afc, attack_distance
-from lipsim_tm.functional import certified_distance_interval, lipsim_distance, two_afc
+from lipsim_tm.attacks.api import METHODS, TWO_AFC_TARGETS, attack_2afc, attack_distance
+from lipsim_tm.checks import check_choice, check_int, check_number
+from lipsim_tm.functional.distance import certified_distance_interval, lipsim_distance
+from lipsim_tm.functional.two_afc import TwoAFCResult, two_afc
 from lipsim_tm.models.weights import Weights
-from lipsim_tm.robustness.decide import prefers_img1
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,6 @@ class AuditResult:
         return torch.where(self.certified, self.smallest_flip / self.radius.clamp_min(1e-300), math.nan)
 
 
-def _check_positive_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
 def audit(
     ref: Tensor,
     img0: Tensor,
@@ -72,23 +67,24 @@ def audit(
     the adversarial images (:func:`~lipsim_tm.functional.two_afc`), and its size is the actual norm of
     the perturbation, not the budget. The radius is the certificate of ``two_afc`` (``radius_reference``
     or ``radius_all`` for ``perturb="all"``) under the rule ``certificate`` (see
-    :data:`~lipsim_tm.functional.CERTIFICATES`).
+    :data:`~lipsim_tm.functional.certificates.policy.CERTIFICATES`).
 
     Args:
         ref, img0, img1: ``(N, C, H, W)`` images in [0, 1]; ``weights``: see :mod:`lipsim_tm.models.weights`.
         perturb: ``"reference"`` or ``"all"`` (each image moves by at most the budget).
         method, steps, restarts: the attack, :func:`~lipsim_tm.attacks.attack_2afc`.
     """
-    if perturb not in TWO_AFC_TARGETS:
-        raise ValueError(f"perturb must be one of {TWO_AFC_TARGETS}, got {perturb!r}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    _check_positive_int("bisection_steps", bisection_steps, 0)
-    if isinstance(max_eps, bool) or not isinstance(max_eps, (int, float)) or not 0 < max_eps < math.inf:
-        raise ValueError(f"max_eps must be a positive finite number, got {max_eps!r}")
+    check_choice("perturb", perturb, TWO_AFC_TARGETS)
+    check_choice("method", method, METHODS)
+    check_int("bisection_steps", bisection_steps, minimum=0)
+    check_number("max_eps", max_eps, minimum=0.0, open_minimum=True)
     options = {"weights": weights, "distance": distance, "normalization": normalization}
-    with torch.no_grad():
-        clean = two_afc(ref, img0, img1, certificate=certificate, **options)
+
+    def decide(*images: Tensor) -> TwoAFCResult:
+        with torch.no_grad():
+            return two_afc(*images, certificate=certificate, **options)
+
+    clean = decide(ref, img0, img1)
     radius = clean.radius_reference if perturb == "reference" else clean.radius_all
     originals = (ref, img0, img1)
 
@@ -102,8 +98,8 @@ def audit(
             distance_fn, *images, eps=eps, perturb=perturb, method=method, steps=steps, restarts=restarts,
             generator=seed,
         )  # fmt: skip
-        prefers, tie = prefers_img1(*result.images, weights=weights, normalization=normalization)
-        changed = tie | (prefers != clean.prefers_img1[index]) | clean.tie[index]
+        again = decide(*result.images)
+        changed = again.tie | (again.prefers_img1 != clean.prefers_img1[index]) | clean.tie[index]
         norms = torch.stack(
             [(a - b).double().flatten(1).norm(dim=1) for a, b in zip(result.images, images, strict=True)]
         ).amax(dim=0)

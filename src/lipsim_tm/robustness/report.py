@@ -14,12 +14,25 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from lipsim_tm.attacks import METHODS, attack_2afc
+from lipsim_tm.attacks.api import METHODS, attack_2afc
+from lipsim_tm.checks import check_bool, check_callable, check_choice, check_int, check_numbers
 from lipsim_tm.data.sharding import ShardedBatches
-from lipsim_tm.functional import lipsim_distance
+from lipsim_tm.functional.certificates.policy import check_certificate
 from lipsim_tm.functional.confidence import wilson
-from lipsim_tm.models.weights import Weights
-from lipsim_tm.robustness.decide import prefers_img1
+from lipsim_tm.functional.distance import check_distance, lipsim_distance
+from lipsim_tm.functional.normalization import check_normalization
+from lipsim_tm.functional.two_afc import (
+    TwoAFCCounts,
+    TwoAFCResult,
+    _two_afc_agreement,
+    _two_afc_compute,
+    _two_afc_counts,
+    _two_afc_summary,
+    check_target,
+    two_afc,
+)
+from lipsim_tm.models.backbone import LipSimBackbone
+from lipsim_tm.models.weights import Weights, resolve_backbone
 
 #: Default budgets (l2, pixels in [0, 1]): 0 and the paper's 36/255, 72/255, 108/255.
 DEFAULT_EPSILONS: tuple[float, ...] = (0.0, 36 / 255, 72 / 255, 108 / 255)
@@ -112,21 +125,6 @@ def _pct(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
-def _check_epsilons(epsilons: Sequence[float]) -> tuple[float, ...]:
-    if isinstance(epsilons, (str, bytes)) or not isinstance(epsilons, Sequence) or len(epsilons) == 0:
-        raise TypeError(f"epsilons must be a non-empty sequence of numbers, got {epsilons!r}")
-    for eps in epsilons:
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-            raise ValueError(f"epsilons must hold finite numbers >= 0, got {list(epsilons)!r}")
-    return tuple(sorted({float(eps) for eps in epsilons}))
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
 def robustness_report(
     dataset: Dataset,
     *,
@@ -174,73 +172,69 @@ def robustness_report(
     So ``empirical <= natural`` and the empirical curve decreases with ``eps``; ``certified <= empirical``
     holds whenever the certificates are sound.
     """
-    eps_values = _check_epsilons(epsilons)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    steps, restarts = _check_int("steps", steps, 2), _check_int("restarts", restarts, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    if not isinstance(attack_all, bool):
-        raise TypeError(f"attack_all must be a bool, got {attack_all!r}")
+    eps_values = tuple(sorted(set(check_numbers("epsilons", epsilons))))
+    check_choice("method", method, METHODS)
+    steps, restarts = check_int("steps", steps, minimum=2), check_int("restarts", restarts, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    check_bool("attack_all", attack_all)
     if max_triplets is not None:
-        _check_int("max_triplets", max_triplets, 1)
+        check_int("max_triplets", max_triplets, minimum=1)
         dataset = Subset(dataset, range(min(max_triplets, len(dataset))))
     if len(dataset) == 0:
         raise ValueError("dataset must hold at least one triplet, got an empty dataset")
-    workers = _check_int("workers", workers, 0)
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
+    workers = check_int("workers", workers, minimum=0)
+    check_callable("progress", progress, optional=True)
+    normalization = check_normalization(normalization)
+    options = {"distance": check_distance(distance), "normalization": normalization}
+    options["certificate"] = check_certificate(certificate, normalization)
+    backbone = resolve_backbone(weights)
+    if not isinstance(weights, LipSimBackbone):
+        backbone.requires_grad_(False).eval()
+    backbone = backbone.to(device)
     distributed = dist.is_available() and dist.is_initialized()
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     batches = ShardedBatches(len(dataset), batch_size, rank=rank, world_size=world_size)
+    budgets = torch.tensor(eps_values, dtype=torch.float64, device=device)
 
-    from lipsim_tm.metrics import Certified2AFCAccuracy  # torchmetrics only when a report is made
-
-    metric = Certified2AFCAccuracy(
-        weights, epsilons=list(eps_values), distance=distance, normalization=normalization, certificate=certificate
-    ).to(device)
-    backbone = metric.backbone
-    options = {"distance": distance, "normalization": normalization}
+    def decide(ref: Tensor, x0: Tensor, x1: Tensor) -> TwoAFCResult:
+        with torch.no_grad():
+            return two_afc(ref, x0, x1, weights=backbone, **options)
 
     def distance_fn(x: Tensor, y: Tensor) -> Tensor:
-        return lipsim_distance(x, y, weights=backbone, **options)
+        return lipsim_distance(x, y, weights=backbone, distance=options["distance"], normalization=normalization)
 
-    def correct(ref: Tensor, x0: Tensor, x1: Tensor, majority: Tensor) -> Tensor:
-        prefers, tie = prefers_img1(ref, x0, x1, weights=backbone, normalization=normalization)
-        return ~tie & (prefers == majority)
-
-    # natural, decided, then robust counts per budget (reference, all): float64, summed over processes at the end
-    counts = torch.zeros(2 + 2 * len(eps_values), dtype=torch.float64)
-    robust = {"reference": counts[2 : 2 + len(eps_values)], "all": counts[2 + len(eps_values) :]}
+    sums = TwoAFCCounts.zeros(len(eps_values), device)
+    robust = torch.zeros(2, len(eps_values), dtype=torch.float64, device=device)  # per budget: reference, all
     targets = ("reference", "all") if attack_all else ("reference",)
     for ref, x0, x1, p in DataLoader(dataset, batch_sampler=batches, num_workers=workers):
         ref, x0, x1, p = (t.to(device) for t in (ref, x0, x1, p))
-        metric.update(ref, x0, x1, p)
-        majority, is_decided = p > 0.5, p != 0.5
-        ok = correct(ref, x0, x1, majority) & is_decided
-        counts[0] += int(ok.sum())
-        counts[1] += int(is_decided.sum())
-        for target in targets:
-            alive = ok.clone()  # correct and not broken at any smaller budget
+        target = check_target(p, ref.shape[0], ref.device)
+        result = decide(ref, x0, x1)
+        sums = sums.plus(_two_afc_counts(result, target, budgets))
+        majority = target > 0.5
+        correct = _two_afc_agreement(result, target)[2]
+        for row, name in enumerate(targets):
+            alive = correct.clone()  # correct and not broken at any smaller budget
             for k, eps in enumerate(eps_values):
                 index = alive.nonzero().squeeze(1)
                 if eps > 0 and index.numel() > 0:
                     images = (ref[index], x0[index], x1[index])
-                    result = attack_2afc(
-                        distance_fn, *images, eps=eps, perturb=target, method=method,
+                    attacked = attack_2afc(
+                        distance_fn, *images, eps=eps, perturb=name, method=method,
                         steps=steps, restarts=restarts, generator=seed,
                     )  # fmt: skip
-                    alive[index] = correct(*result.images, majority[index])
-                robust[target][k] += float(alive.sum())
+                    again = decide(*attacked.images)
+                    alive[index] = ~again.tie & (again.prefers_img1 == majority[index])
+                robust[row, k] += alive.sum()
         if progress is not None:
             progress(int(p.shape[0]))
-    if world_size > 1:
-        reduced = counts.to(device)  # NCCL reduces CUDA tensors only
-        dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-        counts.copy_(reduced.cpu())
-    natural, decided = round(float(counts[0])), round(float(counts[1]))
-    score_2afc = float(metric.compute()["2afc"])
-    with metric.sync_context():  # the metric's float64 counts (its compute() rounds the fractions to float32)
-        certified = {"reference": metric.certified_reference.cpu(), "all": metric.certified_all.cpu()}
+    if world_size > 1:  # one collective: the sums, then the robust counts
+        flat = torch.cat([sums.flat(), robust.reshape(-1)])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        sums = TwoAFCCounts.from_flat(flat, len(eps_values))
+        robust = flat[-robust.numel() :].view_as(robust)
+    summary = _two_afc_summary(sums, eps_values)
+    decided = summary.decided
 
     def fraction(count: float) -> float:
         return count / decided if decided else math.nan
@@ -248,20 +242,20 @@ def robustness_report(
     rows = tuple(
         RobustnessRow(
             eps=eps,
-            certified=fraction(float(certified["reference"][k])),
-            empirical=fraction(float(robust["reference"][k])),
-            certified_all=fraction(float(certified["all"][k])),
-            empirical_all=fraction(float(robust["all"][k])) if attack_all else None,
+            certified=fraction(float(sums.certified_reference[k])),
+            empirical=fraction(float(robust[0, k])),
+            certified_all=fraction(float(sums.certified_all[k])),
+            empirical_all=fraction(float(robust[1, k])) if attack_all else None,
         )
         for k, eps in enumerate(eps_values)
     )
-    rates = {"certified": certified["reference"], "empirical": robust["reference"], "certified_all": certified["all"]}
+    rates = {"certified": sums.certified_reference, "empirical": robust[0], "certified_all": sums.certified_all}
     if attack_all:
-        rates["empirical_all"] = robust["all"]
+        rates["empirical_all"] = robust[1]
     intervals = {
         "method": "95%: Wilson score intervals for accuracies, normal (CLT) interval for the soft 2AFC score",
-        "natural": wilson(natural, decided).to_dict(),
-        "score_2afc": metric.summary().score.to_dict(),
+        "natural": wilson(round(float(sums.correct_total)), decided).to_dict(),
+        "score_2afc": summary.score.to_dict(),
         "rows": [
             {"eps": eps, **{key: wilson(float(values[k]), decided).to_dict() for key, values in rates.items()}}
             for k, eps in enumerate(eps_values)
@@ -273,10 +267,10 @@ def robustness_report(
         image_size=(int(height), int(width)),
         triplets=len(dataset),
         decided=decided,
-        natural=natural / decided if decided else math.nan,
-        score_2afc=score_2afc,
+        natural=fraction(round(float(sums.correct_total))),
+        score_2afc=float(_two_afc_compute(sums, eps_values)["2afc"]),
         rows=rows,
         attack={"method": method, "steps": steps, "restarts": restarts, "norm": "l2", "seed": seed},
-        certificate=certificate,
+        certificate=options["certificate"],
         normalization=normalization,
     )

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lipsim_tm.checks import check_int
 from lipsim_tm.models.checkpoints.io import atomic_torch_save, read_checkpoint
 
 CHECKPOINT_FORMAT = "lipsim-tm-train/1"
@@ -53,8 +54,7 @@ class CheckpointManager:
     """Writes ``checkpoint-<step>.pt`` files in ``directory`` and keeps the last ``keep_last`` of them."""
 
     def __init__(self, directory: str | os.PathLike[str], *, keep_last: int = 3) -> None:
-        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
-            raise ValueError(f"keep_last must be a positive int, got {keep_last!r}")
+        check_int("keep_last", keep_last, minimum=1)
         self.directory = Path(directory)
         self.keep_last = keep_last
 
@@ -95,12 +95,3 @@ def load_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"training checkpoint {os.fspath(path)!r} is missing {missing}")
     return state
-
-
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "CheckpointManager",
-    "capture_rng_state",
-    "load_training_checkpoint",
-    "restore_rng_state",
-]

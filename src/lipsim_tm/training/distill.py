@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lipsim_tm.checks import check_callable, check_choice
 from lipsim_tm.data.image_folder import ImageFolderDataset
 from lipsim_tm.data.transforms import ColorJitter
+from lipsim_tm.distributed import DistributedContext, barrier, init_distributed
 from lipsim_tm.training.config import DistillConfig
-from lipsim_tm.training.distributed import DistributedContext, barrier, init_distributed
 from lipsim_tm.training.teacher_cache import Teacher, TeacherCache, call_teacher
 from lipsim_tm.training.trainer import TrainResult, build_student, train
 
@@ -44,8 +45,7 @@ def cosine_loss(student: Tensor, teacher: Tensor) -> Tensor:
 def distillation_loss(plain: Tensor, jittered: Tensor, target: Tensor, kind: str = "rmse") -> Tensor:
     """``(L(plain, target) + L(jittered, target)) / 2`` for student embeddings of both views, ``(N, D)`` each."""
     losses = {"rmse": rmse_loss, "cosine": cosine_loss}
-    if kind not in losses:
-        raise ValueError(f"kind must be one of {sorted(losses)}, got {kind!r}")
+    check_choice("kind", kind, tuple(losses))
     if plain.shape != target.shape or jittered.shape != target.shape:
         raise ValueError(
             f"student embeddings {tuple(plain.shape)}, {tuple(jittered.shape)} must match "
@@ -103,7 +103,7 @@ def load_teacher(spec: str) -> tuple[Teacher, str]:
         )
     kind, _, rest = spec.partition(":")
     if kind == "export":
-        from lipsim_tm.models.checkpoints import state_dict_sha256
+        from lipsim_tm.models.checkpoints.export import state_dict_sha256
         from lipsim_tm.models.weights import load_backbone
 
         teacher = load_backbone(rest).requires_grad_(False)
@@ -146,7 +146,8 @@ def load_teacher_in_turn(spec: str, context: DistributedContext) -> tuple[Teache
 def teacher_identity(spec: str, teacher: Teacher, module: Any) -> str:
     """``spec|code:<sha256 of the factory module's file>|weights:<sha256 of the state dict>`` (weights for
     ``nn.Module`` teachers only): the cache key changes with the teacher's code or weights."""
-    from lipsim_tm.models.checkpoints import file_sha256, state_dict_sha256
+    from lipsim_tm.models.checkpoints.export import state_dict_sha256
+    from lipsim_tm.models.checkpoints.io import file_sha256
 
     parts = [spec]
     source = getattr(module, "__file__", None)
@@ -167,8 +168,7 @@ def run_distill(
     """Distil ``teacher`` into a fresh (or ``config.init_from``) student; see :func:`.trainer.train`."""
     if not isinstance(config, DistillConfig):
         raise TypeError(f"config must be a DistillConfig, got {type(config).__name__}")
-    if not callable(teacher):
-        raise TypeError(f"teacher must be callable, got {type(teacher).__name__}")
+    check_callable("teacher", teacher)
     context = context or init_distributed(config.device)
     if isinstance(teacher, nn.Module):
         teacher = teacher.to(context.device).eval().requires_grad_(False)
@@ -209,15 +209,3 @@ def precompute_teacher_embeddings(
             items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
             cache.embed(torch.stack([item[0] for item in items]), [item[2] for item in items])
     return cache.misses - before
-
-
-__all__ = [
-    "DistillStep",
-    "cosine_loss",
-    "distillation_loss",
-    "load_teacher",
-    "load_teacher_in_turn",
-    "precompute_teacher_embeddings",
-    "rmse_loss",
-    "run_distill",
-]

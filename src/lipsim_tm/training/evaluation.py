@@ -12,15 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
 from lipsim_tm.models.backbone import LipSimBackbone
-
-
-def _subset(dataset: Dataset, max_triplets: int | None) -> Dataset:
-    if max_triplets is not None and max_triplets < len(dataset):
-        return Subset(dataset, range(max_triplets))
-    return dataset
 
 
 @torch.no_grad()
@@ -39,22 +33,15 @@ def evaluate_2afc(
     Any normalisation; ``"plain"`` is certified by the norm-aware rule. The backbone's mode is restored.
     """
     from lipsim_tm.metrics import Certified2AFCAccuracy
+    from lipsim_tm.metrics.evaluation import evaluate_2afc as feed
 
-    dataset = _subset(dataset, max_triplets)
-    if len(dataset) == 0:
-        raise ValueError("the evaluation dataset is empty")
-    param = next(backbone.parameters())
     metric = Certified2AFCAccuracy(
         weights=backbone, epsilons=tuple(radii) or None, normalization=normalization, distance=distance
-    ).to(param.device)
+    ).to(next(backbone.parameters()).device)
     was_training = backbone.training
     backbone.eval()
     try:
-        for ref, img0, img1, p in DataLoader(dataset, batch_size=batch_size):
-            metric.update(ref.to(param.device), img0.to(param.device), img1.to(param.device), p.to(param.device))
-        return {key: float(value) for key, value in metric.compute().items()}
+        scores = feed(dataset, {"val": metric}, batch_size=batch_size, limit=max_triplets)["val"]
+        return {key: float(value) for key, value in scores.items()}
     finally:
         backbone.train(was_training)
-
-
-__all__ = ["evaluate_2afc"]

@@ -17,11 +17,11 @@ from torch.utils.data import Dataset
 from lipsim_tm.data.bapps import BAPPS2AFCDataset
 from lipsim_tm.data.nights import NightsDataset
 from lipsim_tm.data.synthetic_2afc import Synthetic2AFCDataset, embedding_labeller
-from lipsim_tm.functional import distance_from_embeddings
+from lipsim_tm.distributed import DistributedContext, init_distributed
+from lipsim_tm.functional.distance import embedding_distance
 from lipsim_tm.functional.normalization import apply_normalization
 from lipsim_tm.functional.preprocessing import resize
 from lipsim_tm.training.config import FinetuneConfig
-from lipsim_tm.training.distributed import DistributedContext, init_distributed
 from lipsim_tm.training.evaluation import evaluate_2afc
 from lipsim_tm.training.trainer import TrainResult, build_student, train
 
@@ -74,8 +74,8 @@ class FinetuneStep:
             images = resize(images, self.input_size)
         embeddings = model(images)
         phi = apply_normalization(embeddings, self.normalization)
-        d0 = distance_from_embeddings(phi[:n], phi[n : 2 * n], self.distance)
-        d1 = distance_from_embeddings(phi[:n], phi[2 * n :], self.distance)
+        d0 = embedding_distance(phi[:n], phi[n : 2 * n], self.distance)
+        d1 = embedding_distance(phi[:n], phi[2 * n :], self.distance)
         loss = hinge_2afc_loss(d0, d1, p, self.margin)
         if self.norm_weight > 0:
             loss = loss + self.norm_weight * norm_floor_penalty(embeddings, self.norm_floor)
@@ -169,6 +169,3 @@ def run_finetune(
     return train(
         config, model=model, dataset=train_dataset, step_fn=step, context=context, evaluate=evaluate, summary=summary
     )
-
-
-__all__ = ["FinetuneStep", "build_2afc_datasets", "hinge_2afc_loss", "norm_floor_penalty", "run_finetune"]

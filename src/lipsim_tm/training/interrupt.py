@@ -39,6 +39,3 @@ class StopFlag:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-
-
-__all__ = ["StopFlag"]

@@ -119,6 +119,3 @@ class ProgressBar:
         elif self.interactive:
             self.stream.write("\n")
             self.stream.flush()
-
-
-__all__ = ["CSVLogger", "ProgressBar"]

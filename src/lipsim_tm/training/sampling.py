@@ -13,13 +13,14 @@ from collections.abc import Iterator
 
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from lipsim_tm.checks import check_int
+
 
 class ResumableBatchSampler(Sampler[list[int]]):
     """Local batches of ``batch_size`` indices from a ``DistributedSampler``, starting at batch ``start``."""
 
     def __init__(self, dataset: Dataset, *, batch_size: int, rank: int, world_size: int, seed: int) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size, minimum=1)
         self.sampler = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
         )
@@ -39,6 +40,3 @@ class ResumableBatchSampler(Sampler[list[int]]):
         indices = list(self.sampler)
         for b in range(self.start, len(self)):
             yield indices[b * self.batch_size : (b + 1) * self.batch_size]
-
-
-__all__ = ["ResumableBatchSampler"]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from lipsim_tm.checks import check_int, check_number
+
 
 @dataclass(frozen=True)
 class WarmupCosine:
@@ -23,12 +25,9 @@ class WarmupCosine:
     min_factor: float = 0.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be a non-negative int, got {self.warmup_steps!r}")
-        if isinstance(self.total_steps, bool) or not isinstance(self.total_steps, int) or self.total_steps <= 0:
-            raise ValueError(f"total_steps must be a positive int, got {self.total_steps!r}")
-        if not 0.0 <= self.min_factor <= 1.0:
-            raise ValueError(f"min_factor must be in [0, 1], got {self.min_factor!r}")
+        check_int("warmup_steps", self.warmup_steps, minimum=0)
+        check_int("total_steps", self.total_steps, minimum=1)
+        check_number("min_factor", self.min_factor, minimum=0.0, maximum=1.0)
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -43,6 +42,3 @@ def warmup_cosine_scheduler(
 ) -> LambdaLR:
     """A ``LambdaLR`` stepping :class:`WarmupCosine` once per optimiser step."""
     return LambdaLR(optimizer, WarmupCosine(warmup_steps, total_steps, min_factor))
-
-
-__all__ = ["WarmupCosine", "warmup_cosine_scheduler"]

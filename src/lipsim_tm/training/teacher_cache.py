@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from lipsim_tm.checks import check_callable
 from lipsim_tm.models.checkpoints.io import atomic_torch_save, read_checkpoint
 
 Teacher = Callable[[Tensor], Tensor]
@@ -25,7 +26,7 @@ Teacher = Callable[[Tensor], Tensor]
 def default_teacher_id(teacher: Teacher) -> str:
     """``ClassName:sha256-of-state-dict`` for a module teacher; ValueError for other callables."""
     if isinstance(teacher, nn.Module):
-        from lipsim_tm.models.checkpoints import state_dict_sha256
+        from lipsim_tm.models.checkpoints.export import state_dict_sha256
 
         return f"{type(teacher).__qualname__}:{state_dict_sha256(teacher.state_dict())}"
     raise ValueError(
@@ -48,8 +49,7 @@ class TeacherCache:
     """Embeddings of ``teacher`` under ``directory``, computed only for views not seen before."""
 
     def __init__(self, directory: str | os.PathLike[str], teacher: Teacher, teacher_id: str | None = None) -> None:
-        if not callable(teacher):
-            raise TypeError(f"teacher must be callable, got {type(teacher).__name__}")
+        check_callable("teacher", teacher)
         self.directory = Path(directory)
         self.teacher = teacher
         self.teacher_id = teacher_id if teacher_id is not None else default_teacher_id(teacher)
@@ -90,6 +90,3 @@ class TeacherCache:
                 found[i] = embedding.detach()
         device = images.device
         return torch.stack([e.to(device) for e in found])  # type: ignore[union-attr]
-
-
-__all__ = ["Teacher", "TeacherCache", "call_teacher", "default_teacher_id"]

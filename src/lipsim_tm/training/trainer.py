@@ -25,16 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from lipsim_tm.models.backbone import LipSimBackbone
-from lipsim_tm.models.checkpoints.export import config_to_dict
-from lipsim_tm.training.checkpointing import (
-    CheckpointManager,
-    capture_rng_state,
-    load_training_checkpoint,
-    restore_rng_state,
-)
-from lipsim_tm.training.config import UNSHAPING_SETTINGS, TrainConfig
-from lipsim_tm.training.distributed import (
+from lipsim_tm.distributed import (
     DistributedContext,
     any_rank,
     barrier,
@@ -43,6 +34,15 @@ from lipsim_tm.training.distributed import (
     unwrap_model,
     wrap_model,
 )
+from lipsim_tm.models.backbone import LipSimBackbone
+from lipsim_tm.models.checkpoints.export import config_to_dict
+from lipsim_tm.training.checkpointing import (
+    CheckpointManager,
+    capture_rng_state,
+    load_training_checkpoint,
+    restore_rng_state,
+)
+from lipsim_tm.training.config import TrainConfig
 from lipsim_tm.training.interrupt import StopFlag
 from lipsim_tm.training.logging import CSVLogger, ProgressBar
 from lipsim_tm.training.sampling import ResumableBatchSampler
@@ -117,12 +117,13 @@ def _claim_output_dir(config: TrainConfig, out: Path, resuming: bool, context: D
     barrier(context)
 
 
-def _changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, list[Any]]:
+def _changed_settings(config: TrainConfig, saved: dict[str, Any]) -> dict[str, list[Any]]:
     """``{setting: [checkpoint's value, this run's value]}`` for every setting that shapes training and differs."""
+    unshaping = config.unshaping_settings()
     return {
         name: [saved.get(name), value]
-        for name, value in current.items()
-        if name not in UNSHAPING_SETTINGS and saved.get(name) != value
+        for name, value in config.to_dict().items()
+        if name not in unshaping and saved.get(name) != value
     }
 
 
@@ -153,6 +154,256 @@ def _resolve_resume(config: TrainConfig, manager: CheckpointManager) -> Path | N
     return path
 
 
+class _Run:
+    """The state of one training run, in three steps: :meth:`__init__` (set-up: optimiser, schedule, data order,
+    resume, the output folder and its logs), :meth:`epoch` (the optimiser steps of one pass over the data) and
+    :meth:`finish` (the last checkpoint, evaluation and export)."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: LipSimBackbone,
+        dataset: Dataset,
+        context: DistributedContext,
+        evaluate: EvaluateFn | None,
+    ) -> None:
+        world = context.world_size
+        if config.batch_size % world:
+            raise ValueError(
+                f"batch_size (global) must be divisible by the number of processes {world}, got {config.batch_size}"
+            )
+        self.config, self.model, self.dataset, self.context, self.evaluate = config, model, dataset, context, evaluate
+        self.device, self.dtype = context.device, torch_dtype(config.dtype)
+        model.to(device=self.device, dtype=self.dtype).train()
+        self.wrapped = wrap_model(model, context)
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+        self.batches = ResumableBatchSampler(
+            dataset, batch_size=config.batch_size // world, rank=context.rank, world_size=world, seed=config.seed
+        )
+        self.steps_per_epoch = len(self.batches)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"the dataset has {len(dataset)} items: not one full global batch of {config.batch_size}")
+        self.total = config.epochs * self.steps_per_epoch
+        if config.max_steps is not None:
+            self.total = min(self.total, config.max_steps)
+        self.scheduler = warmup_cosine_scheduler(
+            self.optimizer, warmup_steps=config.warmup_steps, total_steps=self.total, min_factor=config.min_lr_factor
+        )
+        self.amp_dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+        if self.scaler is not None and self.device.type != "cuda":
+            raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' on the CPU")
+        self.out = Path(config.output_dir)
+        self.manager = CheckpointManager(self.out / "checkpoints", keep_last=config.keep_last)
+        self.step = self.epoch_index = self.batch_in_epoch = 0
+        self.elapsed_before = 0.0
+        self.resumes: list[dict[str, Any]] = []
+        self.model_fields = config_to_dict(model.config)
+        self.resume_path = _resolve_resume(config, self.manager)
+        _claim_output_dir(config, self.out, self.resume_path is not None, context)
+        if self.resume_path is not None:
+            self._resume(self.resume_path)
+        self.start_step = self.step
+        self.logger = CSVLogger(self.out / "log.csv") if context.is_main else None
+        self.eval_logger = CSVLogger(self.out / "eval.csv") if context.is_main and evaluate is not None else None
+        for log in (self.logger, self.eval_logger):
+            if log is not None:
+                log.drop_after(self.step)  # rows of steps after the checkpoint are redone now
+        if config.max_steps is not None and self.total < config.max_steps and context.is_main:
+            print(
+                f"note: epochs={config.epochs} ({self.steps_per_epoch} steps each) ends the run after {self.total}"
+                f" steps, before max_steps={config.max_steps}",
+                file=sys.stderr,
+            )
+        self.result = TrainResult(
+            model=model,
+            step=self.step,
+            epoch=self.epoch_index,
+            interrupted=False,
+            last_checkpoint=self.resume_path,
+            is_main=context.is_main,
+        )
+        self.bar = ProgressBar(
+            self.total, initial=self.step, description=config.stage, enabled=config.progress and context.is_main
+        )
+        self.saved_step = self.step if self.resume_path is not None else -1
+        self.committing = False  # True while an optimiser step may have half-updated the parameters
+        self.start_time = time.perf_counter()
+
+    def _resume(self, path: Path) -> None:
+        """Load a checkpoint's model, optimiser, schedule, position and RNG states (settings checked first)."""
+        config = self.config
+        state = load_training_checkpoint(path)
+        if state.get("model_config") != self.model_fields:
+            raise ValueError(
+                f"checkpoint {path} was written for model config {state.get('model_config')}, "
+                f"but this run builds {self.model_fields}"
+            )
+        changed = _changed_settings(config, state.get("config", {}))
+        if changed and not config.allow_changed_settings:
+            listing = "; ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in changed.items())
+            raise ValueError(
+                f"resuming {path} with settings that differ from the checkpoint's ({listing}): pass the same"
+                " settings, or --allow-changed-settings to train on with the new ones (recorded in the export)"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch_index = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        saved_batch = state.get("config", {}).get("batch_size", config.batch_size)
+        if saved_batch != config.batch_size:  # the same samples done, in batches of the new size
+            self.batch_in_epoch = self.batch_in_epoch * saved_batch // config.batch_size
+        if changed:
+            _apply_changed_optimiser(config, self.optimizer, self.scheduler, self.total)
+        restore_rng_state(state["rng"])
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        self.resumes = [*state.get("resumes", []), {"step": self.step, "checkpoint": str(path), "changed": changed}]
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier sessions of a resumed run included."""
+        return self.elapsed_before + time.perf_counter() - self.start_time
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total or self.epoch_index >= self.config.epochs
+
+    def checkpoint(self) -> None:
+        """Save a checkpoint of the current step (rank 0)."""
+        if self.context.is_main:
+            state = {
+                "model": self.model.state_dict(),
+                "model_config": self.model_fields,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "step": self.step,
+                "epoch": self.epoch_index,
+                "batch_in_epoch": self.batch_in_epoch,
+                "rng": capture_rng_state(),
+                "config": self.config.to_dict(),
+                "elapsed_s": self.elapsed(),
+                "resumes": self.resumes,
+            }
+            if self.scaler is not None:
+                state["scaler"] = self.scaler.state_dict()
+            self.result.last_checkpoint = self.manager.save(state, self.step)
+        self.saved_step = self.step
+
+    def _optimiser_step(self, batch: list[Any], step_fn: StepFn) -> Tensor:
+        """One step on a local batch; returns its loss. ``committing`` marks the window of a half-updated model."""
+        config = self.config
+        batch = move_batch(batch, self.device, self.dtype)
+        self.optimizer.zero_grad(set_to_none=True)
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype) if config.precision != "fp32" else nullcontext()
+        )
+        with autocast:
+            loss, images = step_fn(self.wrapped, batch)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.committing = True
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch == self.steps_per_epoch:
+            self.epoch_index, self.batch_in_epoch = self.epoch_index + 1, 0
+        self.committing = False
+        self.bar.update(images * self.context.world_size, float(loss.detach()))
+        return loss
+
+    def _log(self, loss: Tensor) -> None:
+        row = {
+            "step": self.step,
+            "epoch": self.epoch_index,
+            "loss": float(mean_over_ranks(loss.detach().float(), self.context)),
+            "lr": self.scheduler.get_last_lr()[0],
+            "images_per_s": self.bar.images_per_second,
+            "elapsed_s": self.elapsed(),
+        }
+        self.result.history.append(row)
+        if self.logger is not None:
+            self.logger.log(row)
+
+    def run_evaluation(self) -> None:
+        """Rank 0 evaluates the model and logs the scores; every rank waits for it."""
+        if self.context.is_main:
+            metrics = {"step": self.step, "epoch": self.epoch_index, **self.evaluate(self.model)}  # type: ignore[misc]
+            self.result.evaluations.append(metrics)
+            self.eval_logger.log(metrics)  # type: ignore[union-attr]
+            self.model.train()
+        barrier(self.context)
+
+    def epoch(self, step_fn: StepFn, stop: StopFlag) -> None:
+        """The optimiser steps of the current epoch (from the resumed batch), with logs, checkpoints and the
+        end-of-epoch evaluation; stops early at ``total`` steps or when any rank is asked to stop."""
+        config = self.config
+        self.batches.set_epoch(self.epoch_index, self.batch_in_epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(self.epoch_index)
+        for batch in DataLoader(self.dataset, batch_sampler=self.batches, num_workers=config.num_workers):
+            loss = self._optimiser_step(list(batch), step_fn)
+            if self.step % config.log_every == 0 or self.step == self.total:
+                self._log(loss)
+            if self.step % config.checkpoint_every == 0:
+                self.checkpoint()
+            if self.batch_in_epoch == 0 and self.evaluate is not None:
+                self.run_evaluation()
+            if any_rank(stop.requested, self.context):
+                self.result.interrupted = True
+            if self.result.interrupted or self.step >= self.total:
+                return
+
+    def finish(self, summary: dict[str, Any] | None) -> TrainResult:
+        """After the loop: checkpoint the last step, evaluate a run stopped mid-epoch, export a completed run."""
+        check_ranks_in_sync(self.model, self.context)
+        result = self.result
+        if self.saved_step != self.step:
+            self.checkpoint()
+        result.step, result.epoch = self.step, self.epoch_index
+        if self.step == self.start_step and self.resume_path is not None and not result.interrupted:
+            result.resumed_complete = True  # a complete run resumed
+            barrier(self.context)
+            return result
+        evaluated = bool(result.evaluations) and result.evaluations[-1]["step"] == self.step
+        if self.evaluate is not None and not result.interrupted and not evaluated:  # stopped by max_steps mid-epoch
+            self.run_evaluation()
+        if not result.interrupted and self.context.is_main:
+            from lipsim_tm.models.checkpoints.export import save_export
+
+            metadata = {
+                "training": {
+                    "kind": self.config.stage,
+                    "steps": self.step,
+                    "elapsed_s": self.elapsed(),
+                    "resumes": self.resumes,
+                    "epochs_completed": self.epoch_index,
+                    "world_size": self.context.world_size,
+                    "final_loss": result.history[-1]["loss"] if result.history else None,
+                    "evaluations": result.evaluations,
+                    **(summary or {}),
+                },
+                "config": self.config.to_dict(),
+            }
+            result.export_path = self.out / "export.pt"
+            result.export_sha256 = save_export(unwrap_model(self.wrapped), result.export_path, metadata=metadata)
+        barrier(self.context)
+        return result
+
+
 def train(
     config: TrainConfig,
     *,
@@ -169,217 +420,20 @@ def train(
     ``log_every`` steps), ``eval.csv`` (every epoch, when ``evaluate`` is given) and, when the run
     completes, ``export.pt`` (inference weights with metadata, loadable by the metrics).
     """
-    from lipsim_tm.models.checkpoints import save_export
-
-    world = context.world_size
-    if config.batch_size % world:
-        raise ValueError(
-            f"batch_size (global) must be divisible by the number of processes {world}, got {config.batch_size}"
-        )
-    device, dtype = context.device, torch_dtype(config.dtype)
-    model.to(device=device, dtype=dtype).train()
-    wrapped = wrap_model(model, context)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    batches = ResumableBatchSampler(
-        dataset, batch_size=config.batch_size // world, rank=context.rank, world_size=world, seed=config.seed
-    )
-    steps_per_epoch = len(batches)
-    if steps_per_epoch == 0:
-        raise ValueError(f"the dataset has {len(dataset)} items: not one full global batch of {config.batch_size}")
-    total = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    scheduler = warmup_cosine_scheduler(
-        optimizer, warmup_steps=config.warmup_steps, total_steps=total, min_factor=config.min_lr_factor
-    )
-    use_amp = config.precision != "fp32"
-    amp_dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
-    if scaler is not None and device.type != "cuda":
-        raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' on the CPU")
-
-    out = Path(config.output_dir)
-    manager = CheckpointManager(out / "checkpoints", keep_last=config.keep_last)
-    step = epoch = batch_in_epoch = 0
-    elapsed_before = 0.0
-    resumes: list[dict[str, Any]] = []
-    model_fields = config_to_dict(model.config)
-    resume_path = _resolve_resume(config, manager)
-    _claim_output_dir(config, out, resume_path is not None, context)
-    if resume_path is not None:
-        state = load_training_checkpoint(resume_path)
-        if state.get("model_config") != model_fields:
-            raise ValueError(
-                f"checkpoint {resume_path} was written for model config {state.get('model_config')}, "
-                f"but this run builds {model_fields}"
-            )
-        changed = _changed_settings(state.get("config", {}), config.to_dict())
-        if changed and not config.allow_changed_settings:
-            listing = "; ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in changed.items())
-            raise ValueError(
-                f"resuming {resume_path} with settings that differ from the checkpoint's ({listing}): pass the same"
-                " settings, or --allow-changed-settings to train on with the new ones (recorded in the export)"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        step, epoch, batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
-        saved_batch = state.get("config", {}).get("batch_size", config.batch_size)
-        if saved_batch != config.batch_size:  # the same samples done, in batches of the new size
-            batch_in_epoch = batch_in_epoch * saved_batch // config.batch_size
-        if changed:
-            _apply_changed_optimiser(config, optimizer, scheduler, total)
-        restore_rng_state(state["rng"])
-        elapsed_before = float(state.get("elapsed_s", 0.0))
-        resumes = [*state.get("resumes", []), {"step": step, "checkpoint": str(resume_path), "changed": changed}]
-    start_step = step
-
-    def checkpoint() -> Path | None:
-        if not context.is_main:
-            return None
-        state = {
-            "model": model.state_dict(),
-            "model_config": model_fields,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "epoch": epoch,
-            "batch_in_epoch": batch_in_epoch,
-            "rng": capture_rng_state(),
-            "config": config.to_dict(),
-            "elapsed_s": elapsed_before + time.perf_counter() - start_time,
-            "resumes": resumes,
-        }
-        if scaler is not None:
-            state["scaler"] = scaler.state_dict()
-        return manager.save(state, step)
-
-    logger = CSVLogger(out / "log.csv") if context.is_main else None
-    eval_logger = CSVLogger(out / "eval.csv") if context.is_main and evaluate is not None else None
-    for log in (logger, eval_logger):
-        if log is not None:
-            log.drop_after(step)  # rows of steps after the checkpoint are redone now
-    if config.max_steps is not None and total < config.max_steps and context.is_main:
-        print(
-            f"note: epochs={config.epochs} ({steps_per_epoch} steps each) ends the run after {total} steps, before"
-            f" max_steps={config.max_steps}",
-            file=sys.stderr,
-        )
-    result = TrainResult(
-        model=model, step=step, epoch=epoch, interrupted=False, last_checkpoint=resume_path, is_main=context.is_main
-    )
-    bar = ProgressBar(total, initial=step, description=config.stage, enabled=config.progress and context.is_main)
+    run = _Run(config, model, dataset, context, evaluate)
     stop = StopFlag()
-    saved_step = step if resume_path is not None else -1
-    committing = False
-    start_time = time.perf_counter()
     try:
         with stop.installed():
-            while step < total and epoch < config.epochs:
-                batches.set_epoch(epoch, batch_in_epoch)
-                if hasattr(dataset, "set_epoch"):
-                    dataset.set_epoch(epoch)
-                loader = DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers)
-                for batch in loader:
-                    batch = move_batch(list(batch), device, dtype)
-                    optimizer.zero_grad(set_to_none=True)
-                    autocast = torch.autocast(device.type, dtype=amp_dtype) if use_amp else nullcontext()
-                    with autocast:
-                        loss, images = step_fn(wrapped, batch)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(optimizer)
-                    else:
-                        loss.backward()
-                    if config.grad_clip is not None:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                    committing = True
-                    if scaler is not None:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    scheduler.step()
-                    step += 1
-                    batch_in_epoch += 1
-                    if batch_in_epoch == steps_per_epoch:
-                        epoch, batch_in_epoch = epoch + 1, 0
-                    committing = False
-                    bar.update(images * world, float(loss.detach()))
-                    if step % config.log_every == 0 or step == total:
-                        row = {
-                            "step": step,
-                            "epoch": epoch,
-                            "loss": float(mean_over_ranks(loss.detach().float(), context)),
-                            "lr": scheduler.get_last_lr()[0],
-                            "images_per_s": bar.images_per_second,
-                            "elapsed_s": elapsed_before + time.perf_counter() - start_time,
-                        }
-                        result.history.append(row)
-                        if logger is not None:
-                            logger.log(row)
-                    end_of_epoch = batch_in_epoch == 0
-                    if step % config.checkpoint_every == 0:
-                        result.last_checkpoint = checkpoint() or result.last_checkpoint
-                        saved_step = step
-                    if end_of_epoch and evaluate is not None:
-                        if context.is_main:
-                            metrics = {"step": step, "epoch": epoch, **evaluate(model)}
-                            result.evaluations.append(metrics)
-                            eval_logger.log(metrics)
-                            model.train()
-                        barrier(context)
-                    if any_rank(stop.requested, context):
-                        result.interrupted = True
-                    if result.interrupted or step >= total:
-                        break
-                if result.interrupted:
-                    break
+            while not run.done and not run.result.interrupted:
+                run.epoch(step_fn, stop)
     except KeyboardInterrupt:
-        result.interrupted = True
-        if committing:  # the parameters may be half-updated: keep the last checkpoint as it is
-            raise
-        if saved_step != step:
-            result.last_checkpoint = checkpoint() or result.last_checkpoint
+        run.result.interrupted = True
+        if not run.committing and run.saved_step != run.step:  # a half-updated model keeps the last checkpoint
+            run.checkpoint()
         raise
     finally:
-        bar.close()
-    check_ranks_in_sync(model, context)
-    if saved_step != step:
-        result.last_checkpoint = checkpoint() or result.last_checkpoint
-    result.step, result.epoch = step, epoch
-    if step == start_step and resume_path is not None and not result.interrupted:  # a complete run resumed
-        result.resumed_complete = True
-        barrier(context)
-        return result
-    evaluated = bool(result.evaluations) and result.evaluations[-1]["step"] == step
-    if evaluate is not None and not result.interrupted and not evaluated:  # a run stopped by max_steps mid-epoch
-        if context.is_main:
-            metrics = {"step": step, "epoch": epoch, **evaluate(model)}
-            result.evaluations.append(metrics)
-            eval_logger.log(metrics)
-        barrier(context)
-    if not result.interrupted and context.is_main:
-        metadata = {
-            "training": {
-                "kind": config.stage,
-                "steps": step,
-                "elapsed_s": elapsed_before + time.perf_counter() - start_time,
-                "resumes": resumes,
-                "epochs_completed": epoch,
-                "world_size": world,
-                "final_loss": result.history[-1]["loss"] if result.history else None,
-                "evaluations": result.evaluations,
-                **(summary or {}),
-            },
-            "config": config.to_dict(),
-        }
-        result.export_path = out / "export.pt"
-        result.export_sha256 = save_export(unwrap_model(wrapped), result.export_path, metadata=metadata)
-    barrier(context)
-    return result
+        run.bar.close()
+    return run.finish(summary)
 
 
 def build_student(config: TrainConfig) -> LipSimBackbone:
@@ -400,6 +454,3 @@ def build_student(config: TrainConfig) -> LipSimBackbone:
             f"{config_to_dict(config.model_config())}"
         )
     return model.requires_grad_(True).train()
-
-
-__all__ = ["EvaluateFn", "StepFn", "TrainResult", "build_student", "move_batch", "seed_everything", "train"]

@@ -52,14 +52,3 @@ def triplet_margins(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> TripletMar
     positive = gap > 0
     hyperplane = torch.where(positive, difference * (u0 + u1) / (2 * torch.where(positive, gap, 1.0)), 0.0)
     return TripletMargins((u1 < u0) & ~tie, tie, hyperplane - slack, margin)
-
-
-def decision(phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor) -> tuple[Tensor, Tensor]:
-    """``(prefers_img1, tie)``, bool ``(N,)``, from the float64 embedding distances ``u_0, u_1``.
-
-    A tie is ``|u_0 - u_1| <= slack``: below the floating-point allowance the order is decided by
-    rounding (identical images at different batch positions can differ by ~1e-7), so it counts as a
-    tie, never as a preference. Otherwise ``prefers_img1 = u_1 < u_0``.
-    """
-    margins = triplet_margins(phi_ref, phi_0, phi_1)
-    return margins.prefers_img1, margins.tie

@@ -33,7 +33,7 @@ import math
 import torch
 from torch import Tensor
 
-from lipsim_tm.functional.certificates.margins import TripletMargins, triplet_margins
+from lipsim_tm.functional.certificates.margins import TripletMargins
 from lipsim_tm.functional.certificates.policy import RELATIVE_SLACK, embedding_slack
 
 #: Lower bound ``m`` on the pre-normalisation norm of each normalisation.
@@ -80,43 +80,32 @@ def invert_shift(target: Tensor, norm: Tensor, floor: float) -> Tensor:
     return first
 
 
-def reference_radius_norm_aware(
-    phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, norm_ref: Tensor, floor: float, lipschitz: float
-) -> Tensor:
-    """Norm-aware certified radius ``(N,)`` (float64, user pixels) of the 2AFC decision, only the reference moving.
-
-    The decision holds while ``phi(ref)`` moves by less than its distance ``H`` to the bisecting hyperplane
-    of ``phi_0, phi_1`` (see :func:`~lipsim_tm.functional.certificates.plain.reference_radius`), i.e. while
-    ``B(L eps, n_ref, m) < H``: ``R = invert_shift(H - slack) / L``.
-    """
-    margins = triplet_margins(phi_ref, phi_0, phi_1)
-    return invert_shift(margins.hyperplane_margin, norm_ref, floor) * ((1 - RELATIVE_SLACK) / lipschitz)
-
-
-def all_images_radius_norm_aware(
-    phi_ref: Tensor, phi_0: Tensor, phi_1: Tensor, norms: tuple[Tensor, Tensor, Tensor], floor: float, lipschitz: float
-) -> Tensor:
-    """Norm-aware certified radius ``(N,)`` (float64, user pixels) when each image may move by that much.
-
-    Each embedding moves by its own bound ``b_i = B(L eps, n_i, m)``; ``u_0`` changes by at most
-    ``b_ref + b_0``, ``u_1`` by ``b_ref + b_1``, so the sign of ``u_0 - u_1`` holds while
-    ``F(s) = 2 b_ref + b_0 + b_1 < D = |u_0 - u_1| - slack`` (see :func:`_largest_shift_below`). For the
-    1-Lipschitz maps (``m = 1``, all ``n >= 1``) ``B <= s``, so ``B`` is already ``min(s, B)``.
-    ``norms``: the effective norms of ref, img0, img1 from :func:`norm_and_floor`.
-    """
-    return norm_aware_radii(triplet_margins(phi_ref, phi_0, phi_1), torch.stack(norms, dim=1), floor, lipschitz)[1]
-
-
-def norm_aware_radii(margins: TripletMargins, norms: Tensor, floor: float, lipschitz: float) -> tuple[Tensor, Tensor]:
+def norm_aware_radii(
+    margins: TripletMargins,
+    norms: Tensor,
+    floor: float,
+    lipschitz_reference: float | Tensor,
+    lipschitz_all: float | Tensor,
+) -> tuple[Tensor, Tensor]:
     """``(reference_radius, all_images_radius)`` float64 ``(N,)`` in user pixels of the norm-aware rule.
 
-    ``norms``: ``(N, 3)`` effective norms of ref, img0, img1 (:func:`norm_and_floor`). Reference:
-    ``invert_shift(H - slack, n_ref, m) / L``; all images: the largest ``s`` with ``F(s) < |u_0 - u_1| - slack``
-    (:func:`_largest_shift_below`), divided by ``L``.
+    ``norms``: ``(N, 3)`` effective norms of ref, img0, img1 (:func:`norm_and_floor`); ``lipschitz_reference``,
+    ``lipschitz_all``: as in :func:`~.plain.plain_radii`.
+
+    Reference. The decision holds while ``phi(ref)`` moves by less than its distance ``H`` to the bisecting
+    hyperplane of ``phi_0, phi_1`` (see :func:`~.plain.plain_radii`), i.e. while ``B(L eps, n_ref, m) < H``:
+    ``R = invert_shift(H - slack, n_ref, m) / L``.
+
+    All images. Each embedding moves by its own bound ``b_i = B(L eps, n_i, m)``; ``u_0`` changes by at most
+    ``b_ref + b_0``, ``u_1`` by ``b_ref + b_1``, so the sign of ``u_0 - u_1`` holds while
+    ``F(s) = 2 b_ref + b_0 + b_1 < D = |u_0 - u_1| - slack``: ``R`` is the largest such ``s``
+    (:func:`_largest_shift_below`) divided by ``L``. For the 1-Lipschitz maps (``m = 1``, all ``n >= 1``)
+    ``B <= s``, so ``B`` is already ``min(s, B)``.
     """
-    scale = (1 - RELATIVE_SLACK) / lipschitz
-    reference = invert_shift(margins.hyperplane_margin, norms[:, 0], floor) * scale
-    every = _largest_shift_below(margins.difference_margin, norms, floor) * scale
+    reference = invert_shift(margins.hyperplane_margin, norms[:, 0], floor) * (
+        (1 - RELATIVE_SLACK) / lipschitz_reference
+    )
+    every = _largest_shift_below(margins.difference_margin, norms, floor) * ((1 - RELATIVE_SLACK) / lipschitz_all)
     return reference, every
 
 

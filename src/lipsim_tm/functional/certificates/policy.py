@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from lipsim_tm.checks import check_choice
+
 #: ``"norm_aware"`` (default): the larger of the plain and norm-aware radius; ``"plain"``: 1-Lipschitz only.
 CERTIFICATES: tuple[str, ...] = ("norm_aware", "plain")
 #: The paper's l2 budgets in [0, 1] pixels: 36/255, 72/255, 108/255.
@@ -23,8 +25,7 @@ CERTIFIABLE_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
 
 def check_certificate(certificate: object, normalization: str) -> str:
     """Return ``certificate`` if it is one of :data:`CERTIFICATES` and usable with ``normalization``, else raise."""
-    if not isinstance(certificate, str) or certificate not in CERTIFICATES:
-        raise ValueError(f"certificate must be one of {CERTIFICATES}, got {certificate!r}")
+    check_choice("certificate", certificate, CERTIFICATES)
     if certificate == "plain" and normalization == "plain":
         raise ValueError(
             "certificate='plain' needs a 1-Lipschitz normalization ('augment' or 'ball'), got normalization='plain'"

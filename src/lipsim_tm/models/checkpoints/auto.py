@@ -53,6 +53,3 @@ def load_backbone(
     else:
         backbone = backbone_from_official(obj, config=config, source=official_source)
     return backbone.to(device).eval()
-
-
-__all__ = ["load_backbone"]

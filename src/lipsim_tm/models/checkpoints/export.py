@@ -158,15 +158,3 @@ def load_export(path: str | os.PathLike[str]) -> tuple[LipSimBackbone, dict]:
         ValueError: unreadable file, not an export, or a verification failure (see :func:`backbone_from_export`).
     """
     return backbone_from_export(read_checkpoint(path), source=f"export {os.fspath(path)!r}")
-
-
-__all__ = [
-    "EXPORT_FORMAT",
-    "backbone_from_export",
-    "config_from_dict",
-    "config_to_dict",
-    "is_export",
-    "load_export",
-    "save_export",
-    "state_dict_sha256",
-]

@@ -231,14 +231,3 @@ def load_official_checkpoint(
     if isinstance(path_or_state, Mapping):
         return backbone_from_official(path_or_state, config=config)
     raise TypeError(f"path_or_state must be a path or a dict, got {type(path_or_state).__name__}")
-
-
-__all__ = [
-    "OFFICIAL_OUT_FEATURES",
-    "OFFICIAL_PREFIXES",
-    "backbone_from_official",
-    "check_official_layout",
-    "infer_official_config",
-    "load_official_checkpoint",
-    "official_to_backbone_state",
-]

@@ -12,5 +12,3 @@ from __future__ import annotations
 DEFAULT_FILENAME = "lipsim_default_v1.pt"
 #: Hex sha256 of :data:`DEFAULT_FILENAME`, or ``None`` while it is not recorded.
 DEFAULT_SHA256: str | None = "7c1771bd9e29afc5e9c8f2b0f3d2da5b4f15bfe3099854a52f13554bb9d58e67"
-
-__all__ = ["DEFAULT_FILENAME", "DEFAULT_SHA256"]

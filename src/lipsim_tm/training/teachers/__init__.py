@@ -13,5 +13,3 @@ BUILT_IN_TEACHERS: dict[str, str] = {
     "dreamsim:clip_vitb32": "DreamSim's CLIP ViT-B/32 branch, 512-d",
     "dreamsim:open_clip_vitb32": "DreamSim's OpenCLIP ViT-B/32 branch, 512-d",
 }
-
-__all__ = ["BUILT_IN_TEACHERS"]

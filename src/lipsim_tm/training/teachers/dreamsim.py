@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from lipsim_tm.checks import check_choice
 from lipsim_tm.data.images import load_pil, pil_to_tensor
 
 #: The dreamsim types we offer -> the embedding width they produce.
@@ -96,7 +97,7 @@ class DreamSimTeacher(nn.Module):
     def identity(self) -> str:
         """``dreamsim:<kind>|dreamsim==<version>|weights:<sha256>``: the teacher-cache key (weights include the
         branches' projection matrices, which are not in the state dict)."""
-        from lipsim_tm.models.checkpoints import state_dict_sha256
+        from lipsim_tm.models.checkpoints.export import state_dict_sha256
 
         state = dict(self.model.state_dict())
         for i, extractor in enumerate(self._extractors()):
@@ -146,8 +147,7 @@ def load_dreamsim_teacher(
     Raises ``ImportError`` without the dreamsim package, ``ValueError`` for an unknown ``kind`` and ``OSError``
     naming what to download where when the weights are missing and cannot be fetched.
     """
-    if kind not in DREAMSIM_KINDS:
-        raise ValueError(f"dreamsim teacher kind must be one of {sorted(DREAMSIM_KINDS)}, got {kind!r}")
+    check_choice("dreamsim teacher kind", kind, tuple(DREAMSIM_KINDS))
     try:
         import dreamsim
     except ImportError as error:
@@ -167,6 +167,3 @@ def load_dreamsim_teacher(
     if (width := teacher.model.embed_size) != teacher.embedding_dim:
         raise RuntimeError(f"dreamsim {kind!r} produces {width}-d embeddings, expected {teacher.embedding_dim}")
     return teacher
-
-
-__all__ = ["DREAMSIM_KINDS", "DreamSimTeacher", "dreamsim_cache_dir", "load_dreamsim_teacher"]

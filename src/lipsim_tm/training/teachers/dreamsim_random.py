@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from lipsim_tm.checks import check_choice
 from lipsim_tm.training.teachers.dreamsim import DINO_WEIGHTS_URL, DREAMSIM_KINDS
 
 HUBCONF = f'''"""Stand-in for facebookresearch/dino's hubconf.py (random-weights test cache): the same ViT-B/16."""
@@ -64,8 +65,7 @@ def write_random_dreamsim_cache(directory: str | os.PathLike[str], kind: str = "
     from dreamsim.model import PerceptualModel
     from peft import LoraConfig, get_peft_model
 
-    if kind not in DREAMSIM_KINDS:
-        raise ValueError(f"kind must be one of {sorted(DREAMSIM_KINDS)}, got {kind!r}")
+    check_choice("kind", kind, tuple(DREAMSIM_KINDS))
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     config = dreamsim_args["model_config"][kind]
@@ -95,6 +95,3 @@ def write_random_dreamsim_cache(directory: str | os.PathLike[str], kind: str = "
         tag = "ensemble_" if kind == "ensemble" else f"{branches[0]}_single_"
         model.save_pretrained(str(folder / f"{tag}lora"))
     return folder
-
-
-__all__ = ["write_random_dreamsim_cache"]

@@ -14,6 +14,7 @@ LAYERS: dict[str, int] = {
     "checks": 0,
     "nn": 1,
     "distributed": 1,
+    "files": 1,
     "data": 1,
     "attacks": 1,
     "plotting": 1,

@@ -3,7 +3,9 @@
 
 ``pinned_outputs.json`` was written by this file (``LIPSIM_WRITE_PINS=1 pytest tests/test_pinned_outputs.py``)
 on commit e00f7d5, before the functional core of issue 24 replaced the copies of the pipeline; the restructured
-package must give the same numbers. The float64 network makes the metric and functional numbers reproducible
+package must give the same numbers. Issue 25 gave each number one name everywhere; its renames were applied to the
+pinned keys, never to the values ("2afc" and "natural_2afc" -> "score_2afc", a robustness report's "natural" ->
+"natural_accuracy", 2afc's candidates "x0"/"x1" -> "img0"/"img1"), and certify's JSON gained "dropped_for_votes". The float64 network makes the metric and functional numbers reproducible
 across torch releases to ~1e-12; the command line reads images as float32 and runs a float32 network, so its
 numbers are compared to float32 rounding.
 """
@@ -140,7 +142,7 @@ def cli_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str,
             report = cli_json(argv, capsys)
             out[f"distance/{normalization}-{certificate}/{perturbed}"] = drop(report, "image_a", "image_b", "weights")
         report = cli_json(["2afc", str(a), str(b), str(c), "--distance", "l2", *common], capsys)
-        out[f"2afc/{normalization}-{certificate}"] = drop(report, "ref", "x0", "x1", "weights")
+        out[f"2afc/{normalization}-{certificate}"] = drop(report, "ref", "img0", "img1", "weights")
     rows = [{"votes": 6 + i % 3, "p": p, "split": "test", "is_imagenet": i % 2 == 0} for i, p in enumerate(P_NIGHTS)]
     nights = write_nights(tmp_path / "nights", rows, size=36)
     for certificate in ("norm_aware", "plain"):

@@ -44,6 +44,15 @@ def build_parser(command: str | None = None, *, every: bool = False) -> argparse
     return parser
 
 
+def error_lines(command: str, error: BaseException) -> str:
+    """``lipsim COMMAND: error: <the error's first line>`` and its further lines as indented hints. An error the
+    operating system raised names its file and cause in words, without the ``[Errno N]`` prefix."""
+    from lipsim_tm.commands._report import describe_error
+
+    first, *hints = describe_error(error).strip().split("\n")
+    return "".join([f"lipsim {command}: error: {first}\n", *(f"  {hint.strip()}\n" for hint in hints)])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lipsim`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 
@@ -56,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, OSError, ImportError) as error:  # FileNotFoundError is an OSError
-        parser.exit(2, f"lipsim {args.command}: error: {error}\n")
+    except (ValueError, TypeError, OSError, ImportError) as error:  # FileNotFoundError, DownloadError: OSErrors
+        parser.exit(2, error_lines(args.command, error))
     except KeyboardInterrupt:
         print("lipsim: interrupted", file=sys.stderr)
         return 130

@@ -122,6 +122,16 @@ def mean_over_ranks(value: torch.Tensor, context: DistributedContext) -> torch.T
     return value
 
 
+def all_sum(value: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """The sum of ``value`` over ranks on every rank (a copy; ``value`` itself unchanged); ``value`` alone with one
+    process. The tensor goes to the process's device for the collective (NCCL reduces CUDA tensors only)."""
+    if not context.distributed:
+        return value.clone()
+    total = value.detach().to(context.device, copy=True)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total.to(value.device)
+
+
 def check_ranks_in_sync(model: nn.Module, context: DistributedContext) -> None:
     """Raise ``RuntimeError`` naming the first parameter that differs between rank 0 and any other rank.
 

@@ -49,7 +49,7 @@ def certify(root, fmt: str, out, *extra: str) -> list[str]:
 
 def check_report(report: dict, expected: dict[str, float], triplets: int) -> None:
     assert report["triplets"] == triplets
-    assert report["natural_2afc"] == pytest.approx(expected["2afc"], rel=1e-6)
+    assert report["score_2afc"] == pytest.approx(expected["score_2afc"], rel=1e-6)
     assert [row["eps"] for row in report["rows"]] == pytest.approx(EPS)
     for row in report["rows"]:
         assert row["certified"] == pytest.approx(expected[f"certified_2afc@{row['eps']:.4g}"], rel=1e-6)
@@ -71,7 +71,7 @@ def test_nights_folder_matches_the_metric(tmp_path, capsys, certificate):
     assert report["image_size"] == 24
     assert "4/4 triplets" in stderr  # progress bar
     assert "2AFC score (soft) [95%]" in stdout
-    assert f"{report['natural_2afc']:.4f} [" in stdout
+    assert f"{report['score_2afc']:.4f} [" in stdout
     assert f"wrote {out}" in stdout
 
 
@@ -131,8 +131,11 @@ def test_bad_arguments_exit_2_with_the_reason(tmp_path, capsys, fmt, extra, mess
 def test_missing_folders_are_reported(tmp_path, capsys):
     code, _, stderr = run_cli(["certify", str(tmp_path / "none"), "--format", "nights", "--weights", WEIGHTS], capsys)
     assert code == 2
+    assert f"data folder not found: {tmp_path / 'none'}" in stderr
+    code, _, stderr = run_cli(["certify", str(tmp_path), "--format", "nights", "--weights", WEIGHTS], capsys)
+    assert code == 2
     assert "NIGHTS index not found" in stderr
-    code, _, stderr = run_cli(["certify", str(tmp_path / "none"), "--format", "bapps", "--weights", WEIGHTS], capsys)
+    code, _, stderr = run_cli(["certify", str(tmp_path), "--format", "bapps", "--weights", WEIGHTS], capsys)
     assert code == 2
     assert "BAPPS split folder not found" in stderr
     code, _, stderr = run_cli(["certify", str(tmp_path), "--weights", WEIGHTS], capsys)
@@ -148,7 +151,7 @@ def test_device_option_gives_the_cpu_scores(tmp_path, capsys, device):
         code, _, stderr = run_cli([*certify(root, "bapps", out, "--device", target, "--image-size", "16")], capsys)
         assert code == 0, stderr
         reports.append(json.loads(out.read_text()))
-    assert reports[1]["natural_2afc"] == pytest.approx(reports[0]["natural_2afc"])
+    assert reports[1]["score_2afc"] == pytest.approx(reports[0]["score_2afc"])
     for got, expected in zip(reports[1]["rows"], reports[0]["rows"], strict=True):
         assert got == pytest.approx(expected)
 
@@ -159,7 +162,7 @@ def test_undecided_judgments_give_null_certified_accuracy_in_strict_json(tmp_pat
     code, stdout, stderr = run_cli(certify(root, "bapps", out, "--image-size", "16"), capsys)
     assert code == 0, stderr
     report = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}"))
-    assert report["natural_2afc"] == pytest.approx(0.5)
+    assert report["score_2afc"] == pytest.approx(0.5)
     assert all(row["certified"] is None and row["certified_all"] is None for row in report["rows"])
     assert report["natural_accuracy"] is None
     assert "n/a" in stdout
@@ -169,14 +172,14 @@ def test_json_path_that_is_a_folder_exits_2(tmp_path, capsys):
     root = write_bapps(tmp_path / "bapps", {"cnn": [0.9]}, size=16)
     code, _, stderr = run_cli(certify(root, "bapps", tmp_path, "--image-size", "16"), capsys)
     assert code == 2
-    assert f"--json must name a file, got the folder {tmp_path}" in stderr
+    assert f"the JSON report must be a file, got the folder {tmp_path}" in stderr
 
 
 def _summary_matches(entry: dict, dataset, certificate: str = "norm_aware") -> None:
     """One subset of a certify report against Certified2AFCAccuracy run directly on ``dataset``."""
     expected = direct(dataset, certificate)
     assert entry["triplets"] == len(dataset)
-    assert entry["score_2afc"]["value"] == pytest.approx(expected["2afc"], rel=1e-6)
+    assert entry["score_2afc"]["value"] == pytest.approx(expected["score_2afc"], rel=1e-6)
     assert entry["natural_accuracy"]["value"] == pytest.approx(expected["natural_accuracy"], rel=1e-6)
     for row in entry["certified"]:
         assert row["reference"]["value"] == pytest.approx(expected[f"certified_2afc@{row['eps']:.4g}"], rel=1e-6)
@@ -233,7 +236,7 @@ def test_compare_paper_needs_a_released_checkpoint(tmp_path, capsys):
 
 
 def test_the_paper_column_shows_the_reference_numbers_beside_ours():
-    from lipsim_tm.commands.certify import _table
+    from lipsim_tm.commands._report import summary_table
     from lipsim_tm.commands.paper import paper_results
     from lipsim_tm.functional.confidence import mean_interval, wilson
     from lipsim_tm.functional.two_afc import CertifiedRow, TwoAFCSummary
@@ -241,7 +244,7 @@ def test_the_paper_column_shows_the_reference_numbers_beside_ours():
     paper = paper_results("lipsim-margin0.2", "bapps")
     rows = tuple(CertifiedRow(eps, wilson(3, 10), wilson(2, 10)) for eps in sorted(paper["certified"]))
     summary = TwoAFCSummary(10, 10, mean_interval(7.0, 5.5, 10), wilson(7, 10), rows)
-    text = "\n".join(_table([("combined", summary)], paper))
+    text = "\n".join(summary_table([("combined", summary)], paper))
     assert "0.7347" in text  # the paper's natural score
     for value in ("0.3000", "0.1296", "0.0533"):
         assert value in text

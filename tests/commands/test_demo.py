@@ -77,7 +77,7 @@ def test_demo_numbers_match_the_metric_run_directly(demo):
         metric = Certified2AFCAccuracy(WEIGHTS, epsilons=PAPER_EPSILONS, certificate=rule, per_sample=True)
         metric.update(*batch)
         expected = metric.compute()
-        assert two_afc["natural_2afc"] == pytest.approx(float(expected["2afc"]), abs=1e-6)
+        assert two_afc["score_2afc"] == pytest.approx(float(expected["score_2afc"]), abs=1e-6)
         assert two_afc["natural_accuracy"] == pytest.approx(float(expected["natural_accuracy"]), abs=1e-6)
         for eps in PAPER_EPSILONS:
             got = two_afc["rules"][rule]["certified_reference"][f"{eps:.6g}"]
@@ -128,7 +128,7 @@ def test_severity_distances_and_intervals_match_the_functional_api(demo):
 
 def test_demo_prints_the_table_and_progress(demo):
     out, stdout, stderr, report = demo
-    assert f"2AFC score (soft, all triplets): {report['two_afc']['natural_2afc']:.3f}" in stdout
+    assert f"2AFC score (soft, all triplets): {report['two_afc']['score_2afc']:.3f}" in stdout
     assert f"natural accuracy (hard, {report['two_afc']['summary']['plain']['decided']} decided" in stdout
     for rule in ("plain", "norm_aware"):
         summary = report["two_afc"]["summary"][rule]

@@ -83,17 +83,18 @@ def test_a_query_with_other_weights_is_refused(photos, tmp_path, capsys):
     assert "was built with weights 'random:tiny32'" in err
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [(["--k", "0"], "argument --k: must be an int >= 1, got '0'"), (["--k", "7"], "--k must be in [1, 6]")],
-)
-def test_bad_query_arguments_exit_2(photos, tmp_path, capsys, extra, message):
+def test_k_below_one_exits_2_and_above_the_gallery_is_clamped_with_a_note(photos, tmp_path, capsys):
     folder, _ = photos
     gallery_path = tmp_path / "g.pt"
     assert run_cli(["retrieve", "index", str(folder), "--out", str(gallery_path), "--weights", WEIGHTS], capsys)[0] == 0
-    code, _, err = run_cli(["retrieve", "query", str(gallery_path), str(folder / "p0.png"), *extra], capsys)
+    query = ["retrieve", "query", str(gallery_path), str(folder / "p0.png")]
+    code, _, err = run_cli([*query, "--k", "0"], capsys)
     assert code == 2
-    assert message in err
+    assert "argument --k: must be an int >= 1, got '0'" in err
+    code, out, err = run_cli([*query, "--k", "7", "--json"], capsys)
+    assert code == 0
+    assert "note: --k 7 is more than the gallery's 6 images; using 6" in err
+    assert len(json.loads(out)["results"][0]["neighbours"]) == 6
 
 
 def test_index_of_a_folder_without_images_exits_2(tmp_path, capsys):

@@ -115,7 +115,7 @@ def test_finetune_cli_on_nights_and_bapps_fixtures(tmp_path):
     assert code == 0
     evals = list(csv.DictReader((tmp_path / "ft_nights" / "eval.csv").open()))
     assert [int(e["epoch"]) for e in evals] == [1, 2]
-    assert {"2afc", "certified_2afc@0.1412", "certified_2afc@0.2824", "certified_2afc@0.4235"} <= set(evals[0])
+    assert {"score_2afc", "certified_2afc@0.1412", "certified_2afc@0.2824", "certified_2afc@0.4235"} <= set(evals[0])
     # Fine-tune further from the export, on BAPPS (64 px images resized to the student's 32).
     bapps = write_bapps(tmp_path / "bapps", {"traditional": [0.0, 1.0, 0.3, 0.8]}, split="train", size=16)
     write_bapps(bapps, {"traditional": [0.5, 1.0]}, split="val", size=16)
@@ -191,7 +191,7 @@ def test_finetune_cli_on_teacher_labelled_synthetic_triplets(tmp_path, photos_di
     assert main(argv) == 0
     _, metadata = load_export(out / "export.pt")
     assert metadata["config"]["synthetic_labeller"] == "training_fixtures:make_teacher"
-    assert 0.0 <= metadata["training"]["evaluations"][-1]["2afc"] <= 1.0
+    assert 0.0 <= metadata["training"]["evaluations"][-1]["score_2afc"] <= 1.0
     without_labeller = [a for a in argv if a not in ("--synthetic-labeller", "training_fixtures:make_teacher")]
     with pytest.raises(SystemExit) as exit_info:
         main(without_labeller)
@@ -219,7 +219,7 @@ def test_finetune_evaluation_equals_certify_at_the_same_image_size(tmp_path, ima
     assert main(argv) == 0
     certified = json.loads(report.read_text())
     assert certified["image_size"] == image_size
-    assert float(last["2afc"]) == pytest.approx(certified["natural_2afc"], rel=1e-6)
+    assert float(last["score_2afc"]) == pytest.approx(certified["score_2afc"], rel=1e-6)
     assert float(last["natural_accuracy"]) == pytest.approx(certified["natural_accuracy"], rel=1e-6)
     for row in certified["rows"]:
         assert float(last[f"certified_2afc@{row['eps']:.4g}"]) == pytest.approx(row["certified"], rel=1e-6)

@@ -33,8 +33,8 @@ def argv(paths, *extra: str) -> list[str]:
 def test_swapping_the_candidates_swaps_the_decision_and_keeps_the_radii(triplet, capsys, certificate):
     result = run_json(argv(triplet, "--certificate", certificate), capsys)
     swapped = run_json(argv([triplet[0], triplet[2], triplet[1]], "--certificate", certificate), capsys)
-    assert result["closer"] == "x0"
-    assert swapped["closer"] == "x1"
+    assert result["closer"] == "img0"
+    assert swapped["closer"] == "img1"
     assert (swapped["d0"], swapped["d1"]) == (result["d1"], result["d0"])
     for key in ("radius_reference", "radius_all"):
         assert swapped[key] == pytest.approx(result[key], rel=1e-12)
@@ -54,10 +54,10 @@ def test_files_of_different_sizes_use_each_bound_closed_form(tmp_path, capsys):
     u0, u1, gap = (phi[0] - phi[1]).norm(), (phi[0] - phi[2]).norm(), (phi[1] - phi[2]).norm()
     lip = {
         "ref": resize_operator_norm(40, 48, 32, "bicubic", True),
-        "x0": resize_operator_norm(30, 30, 32, "bicubic", True),
-        "x1": 3**0.5 * resize_operator_norm(44, 36, 32, "bicubic", True),
+        "img0": resize_operator_norm(30, 30, 32, "bicubic", True),
+        "img1": 3**0.5 * resize_operator_norm(44, 36, 32, "bicubic", True),
     }
-    assert result["closer"] == ("x1" if u1 < u0 else "x0")
+    assert result["closer"] == ("img1" if u1 < u0 else "img0")
     assert result["d0"] == pytest.approx(float(u0**2 / 2), rel=1e-5)
     assert result["d1"] == pytest.approx(float(u1**2 / 2), rel=1e-5)
     slack = embedding_slack(torch.float32)
@@ -85,7 +85,7 @@ def test_text_output_names_the_closer_image_and_both_radii(triplet, capsys):
     result = run_json(argv(triplet), capsys)
     code, out, _ = run_cli(argv(triplet), capsys)
     assert code == 0
-    assert f"{triplet[1]} (X0) is closer to {triplet[0]}" in out
+    assert f"{triplet[1]} (IMG0) is closer to {triplet[0]}" in out
     assert f"d0 = {result['d0']:.6f}  d1 = {result['d1']:.6f}" in out
     assert f"reference perturbed:        {result['radius_reference']:.6f}" in out
     assert f"all three images perturbed: {result['radius_all']:.6f}" in out

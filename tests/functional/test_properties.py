@@ -66,4 +66,4 @@ def test_certified_accuracy_never_exceeds_natural_accuracy_and_decreases_with_ep
     assert values == sorted(values, reverse=True)
     assert values_all == sorted(values_all, reverse=True)
     assert all(v_all <= v for v_all, v in zip(values_all, values, strict=True))
-    assert values[0] <= float(result["2afc"]) + 1e-6  # with hard labels the natural score is the accuracy
+    assert values[0] <= float(result["score_2afc"]) + 1e-6  # with hard labels the natural score is the accuracy

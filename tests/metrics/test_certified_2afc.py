@@ -41,7 +41,7 @@ def _expected(batches: list[tuple[torch.Tensor, ...]], epsilons: tuple[float, ..
             for k, eps in enumerate(epsilons):
                 cert_ref[k] += correct and float(r.radius_reference[i]) > eps
                 cert_all[k] += correct and float(r.radius_all[i]) > eps
-    out = {"2afc": score / total, "natural_accuracy": natural / decided}
+    out = {"score_2afc": score / total, "natural_accuracy": natural / decided}
     out.update({f"certified_2afc@{e:.4g}": c / decided for e, c in zip(epsilons, cert_ref, strict=True)})
     out.update({f"certified_2afc_all@{e:.4g}": c / decided for e, c in zip(epsilons, cert_all, strict=True)})
     return out
@@ -81,7 +81,7 @@ def test_ties_count_half_and_are_never_certified() -> None:
     metric = Certified2AFCAccuracy(W, epsilons=(0.0,))
     metric.update(ref, img0, img0.clone(), torch.tensor([1.0, 0.0, 0.9, 0.2]))
     result = metric.compute()
-    assert float(result["2afc"]) == 0.5
+    assert float(result["score_2afc"]) == 0.5
     assert float(result["certified_2afc@0"]) == 0.0
     assert float(result["certified_2afc_all@0"]) == 0.0
 
@@ -91,7 +91,7 @@ def test_half_targets_are_excluded_from_certified_accuracy() -> None:
     metric = Certified2AFCAccuracy(W, epsilons=(0.0,))
     metric.update(ref, img0, img1, torch.full((4,), 0.5))
     result = metric.compute()
-    assert float(result["2afc"]) == 0.5
+    assert float(result["score_2afc"]) == 0.5
     assert math.isnan(float(result["certified_2afc@0"]))
 
 

@@ -78,7 +78,7 @@ def test_metric_collection_of_both_metrics() -> None:
     collection.update(**_inputs())
     result = collection.compute()
     assert "distance" in result
-    assert "2afc" in result
+    assert "score_2afc" in result
 
 
 @pytest.mark.parametrize("copier", ["clone", "deepcopy", "pickle"])
@@ -96,7 +96,7 @@ def test_copies_compute_the_same(copier: str) -> None:
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
     other.update(batch["ref"], batch["img0"], batch["img1"], batch["target"])
-    assert float(other.compute()["2afc"]) == pytest.approx(float(metric.compute()["2afc"]))
+    assert float(other.compute()["score_2afc"]) == pytest.approx(float(metric.compute()["score_2afc"]))
     assert isinstance(hash(metric), int)
 
 

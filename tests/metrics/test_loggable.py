@@ -19,7 +19,7 @@ W = "random:tiny32"
 def test_views_compute_the_entries_of_the_metric_and_share_its_state() -> None:
     metric = Certified2AFCAccuracy(W, epsilons=(0.01, 0.05))
     views = metric.loggable("val/")
-    expected = ["val/2afc", "val/natural_accuracy", *(f"val/{k}" for k in (*metric.keys, *metric.keys_all))]
+    expected = ["val/score_2afc", "val/natural_accuracy", *(f"val/{k}" for k in (*metric.keys, *metric.keys_all))]
     assert list(views) == expected
     metric.update(*triplets(0, n=4))
     metric.update(*triplets(1, n=4))
@@ -70,7 +70,7 @@ def test_a_tensor_valued_metric_is_its_own_loggable_and_per_sample_values_are_re
     with pytest.raises(TypeError, match="prefix must be a str"):
         metric.loggable(3)
     per_sample = Certified2AFCAccuracy(W, epsilons=(0.01,), per_sample=True)
-    assert set(per_sample.loggable()) == {"2afc", "natural_accuracy", *per_sample.keys, *per_sample.keys_all}
+    assert set(per_sample.loggable()) == {"score_2afc", "natural_accuracy", *per_sample.keys, *per_sample.keys_all}
 
 
 def test_copies_and_pickles_view_their_own_metric() -> None:
@@ -80,5 +80,5 @@ def test_copies_and_pickles_view_their_own_metric() -> None:
         for view in clone.loggable().values():
             assert view._source is clone
         clone.update(*triplets(1, n=4))
-        torch.testing.assert_close(clone.loggable()["2afc"].compute(), clone.compute()["2afc"])
+        torch.testing.assert_close(clone.loggable()["score_2afc"].compute(), clone.compute()["score_2afc"])
     assert metric.total == 4  # the original was not touched by its copies

@@ -51,8 +51,8 @@ def test_certified_accuracy_never_exceeds_the_natural_accuracy(seed, rule, epsil
             assert result[key] <= natural, key
     summary = metric.summary()
     for row in summary.rows:
-        assert row.reference.count <= summary.natural.count
-        assert row.all.count <= summary.natural.count
+        assert row.reference.count <= summary.natural_accuracy.count
+        assert row.all.count <= summary.natural_accuracy.count
 
 
 @pytest.mark.parametrize(("normalization", "certificate"), RULES)
@@ -67,7 +67,7 @@ def test_natural_accuracy_is_the_share_of_decided_triplets_predicted_right(norma
     torch.testing.assert_close(metric.compute()["natural_accuracy"], expected.float())
     summary = metric.summary()
     assert (summary.triplets, summary.decided) == (8, int(decided.sum()))
-    assert summary.natural.count == int(correct.sum())
+    assert summary.natural_accuracy.count == int(correct.sum())
 
 
 def test_wilson_interval_against_closed_forms() -> None:

@@ -17,7 +17,7 @@ def test_help_lists_the_options(capsys):
         main(["robustness", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--weights", "--epsilons", "--attack-all", "--method", "--steps", "--output-dir", "synthetic"):
+    for option in ("--weights", "--eps", "--attack-all", "--method", "--steps", "--out", "synthetic", "examples:"):
         assert option in out
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -36,7 +36,7 @@ def test_run_on_synthetic_triplets_writes_table_json_and_plot(trained, photos, t
     data = json.loads((output / "robustness.json").read_text())
     assert data["triplets"] == 6
     assert [row["eps"] for row in data["rows"]] == [0.0, 0.3]
-    assert all(row["certified"] <= row["empirical"] <= data["natural"] for row in data["rows"])
+    assert all(row["certified"] <= row["empirical"] <= data["natural_accuracy"] for row in data["rows"])
     assert all(row["empirical_all"] is not None for row in data["rows"])
     if HAS_MATPLOTLIB:
         assert (output / "robustness.png").read_bytes()[:4] == b"\x89PNG"
@@ -49,7 +49,7 @@ def test_run_on_synthetic_triplets_writes_table_json_and_plot(trained, photos, t
     ("extra", "match"),
     [
         (["--split", "test"], "--split applies to nights and bapps"),
-        (["--epsilons", "-1"], "epsilons must hold finite numbers >= 0"),
+        (["--epsilons", "-1"], "argument --epsilons: must be finite and >= 0, got '-1'"),
         (["--threads", "0"], "argument --threads: must be an int >= 1"),
         (["--image-size", "0"], "argument --image-size: must be an int >= 1"),
         (["--workers", "-1"], "argument --workers: must be an int >= 0, got '-1'"),
@@ -69,5 +69,9 @@ def test_bad_arguments_exit_2_with_the_reason(photos, tmp_path, capsys, extra, m
 def test_missing_nights_folder_is_reported(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["robustness", "nights", str(tmp_path / "nowhere"), "--weights", "random:tiny32"])
+    assert exit_info.value.code == 2
+    assert f"data folder not found: {tmp_path / 'nowhere'}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["robustness", "nights", str(tmp_path), "--weights", "random:tiny32"])
     assert exit_info.value.code == 2
     assert "NIGHTS index not found" in capsys.readouterr().err

@@ -38,41 +38,41 @@ def test_natural_and_certified_match_independent_evaluations(report, trained, tr
     correct = decided & ~result.tie & (result.prefers_img1 == (p > 0.5))
     assert report.triplets == len(triplets)
     assert report.decided == int(decided.sum())
-    assert report.natural == pytest.approx(float(correct.sum()) / int(decided.sum()))
+    assert report.natural_accuracy == pytest.approx(float(correct.sum()) / int(decided.sum()))
     assert [row.eps for row in report.rows] == sorted(EPSILONS)  # sorted, batch-size independent
     for row in report.rows:  # brute force over the per-sample radii, one batch
         assert row.certified == pytest.approx(float((correct & (result.radius_reference > row.eps)).float().mean()))
         assert row.certified_all == pytest.approx(float((correct & (result.radius_all > row.eps)).float().mean()))
     metric = Certified2AFCAccuracy(backbone, epsilons=list(EPSILONS))
     metric.update(ref, x0, x1, p)
-    assert report.score_2afc == pytest.approx(float(metric.compute()["2afc"]))
+    assert report.score_2afc == pytest.approx(float(metric.compute()["score_2afc"]))
 
 
 def test_certified_below_empirical_below_natural_at_every_budget(report):
     assert report.rows[0].eps == 0.0
-    assert report.rows[0].empirical == report.natural
+    assert report.rows[0].empirical == report.natural_accuracy
     previous = report.rows[0]
     for row in report.rows:
-        assert row.certified <= row.empirical <= report.natural, row
-        assert row.certified_all <= row.empirical_all <= report.natural, row
+        assert row.certified <= row.empirical <= report.natural_accuracy, row
+        assert row.certified_all <= row.empirical_all <= report.natural_accuracy, row
         assert row.certified_all <= row.certified
         assert row.empirical <= previous.empirical
         assert row.empirical_all <= previous.empirical_all
         previous = row
     # The attack does work: all three images moving by 1.5 break decisions the certificate cannot cover.
-    assert report.rows[-1].empirical_all < report.natural
+    assert report.rows[-1].empirical_all < report.natural_accuracy
 
 
 def test_json_and_table(report, tmp_path):
     path = report.save_json(tmp_path / "r.json")
     data = json.loads(path.read_text())
     assert data == report.to_dict()
-    keys = {"triplets", "decided", "natural", "score_2afc", "rows", "attack", "certificate", "normalization"}
+    keys = {"triplets", "decided", "natural_accuracy", "score_2afc", "rows", "attack", "certificate", "normalization"}
     assert set(data) == {*keys, "intervals", "image_size"}
     assert data["image_size"] == list(report.image_size)
-    natural = data["intervals"]["natural"]
-    assert natural["value"] == pytest.approx(report.natural)
-    assert natural["low"] <= report.natural <= natural["high"]
+    natural = data["intervals"]["natural_accuracy"]
+    assert natural["value"] == pytest.approx(report.natural_accuracy)
+    assert natural["low"] <= report.natural_accuracy <= natural["high"]
     assert natural["total"] == report.decided
     for row, interval in zip(data["rows"], data["intervals"]["rows"], strict=True):
         assert interval["eps"] == row["eps"]
@@ -109,7 +109,7 @@ def test_ordering_holds_for_other_certificate_rules(trained, triplets, normaliza
     )  # fmt: skip
     assert (report.normalization, report.certificate) == (normalization, certificate)
     for row in report.rows:
-        assert row.certified <= row.empirical <= report.natural, row
+        assert row.certified <= row.empirical <= report.natural_accuracy, row
 
 
 def test_plot_is_a_png(report, tmp_path):

@@ -127,7 +127,7 @@ def test_evaluation_agrees_with_a_direct_computation(photos_dir):
         radius = abs(float((phi[0] - (phi[1] + phi[2]) / 2) @ normal))
         for eps in radii:
             certified[eps].append(float((d1 < d0) == (p > 0.5)) * (radius > eps))
-    assert metric["2afc"] == pytest.approx(np.mean(agree), abs=1e-6)
+    assert metric["score_2afc"] == pytest.approx(np.mean(agree), abs=1e-6)
     for eps in radii:
         assert metric[f"certified_2afc@{eps:.4g}"] == pytest.approx(np.mean(certified[eps]), abs=1e-6)
     assert metric["certified_2afc@10"] == 0.0  # beyond any possible radius
@@ -153,7 +153,7 @@ def test_checkpoint_manager_keeps_last_k_atomically(tmp_path):
     assert not [p for p in (tmp_path / "ck").iterdir() if p.suffix == ".tmp"]
     assert load_training_checkpoint(manager.latest())["step"] == 15
     (tmp_path / "ck" / "checkpoint-000000020.pt").write_bytes(b"truncated")
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    with pytest.raises(ValueError, match="cannot read training checkpoint"):
         load_training_checkpoint(manager.latest())
     with pytest.raises(ValueError, match="keep_last must be an int >= 1"):
         CheckpointManager(tmp_path, keep_last=0)

@@ -84,7 +84,7 @@ def cross_family_triplets(tmp_path_factory):
 def test_finetuning_raises_2afc_agreement_well_above_chance(tmp_path, cross_family_triplets):
     folder, train, val = cross_family_triplets
     seed_everything(0)
-    before = evaluate_2afc(LipSimBackbone("tiny32"), val)["2afc"]
+    before = evaluate_2afc(LipSimBackbone("tiny32"), val)["score_2afc"]
     config = FinetuneConfig(
         output_dir=str(tmp_path),
         dataset="synthetic",
@@ -100,7 +100,7 @@ def test_finetuning_raises_2afc_agreement_well_above_chance(tmp_path, cross_fami
         checkpoint_every=1000,
     )
     result = run_finetune(config, train_dataset=train, val_dataset=val)
-    after = result.evaluations[-1]["2afc"]
+    after = result.evaluations[-1]["score_2afc"]
     assert after > 0.8, (before, after)
     assert after > before + 0.1, (before, after)
     assert 0.0 <= result.evaluations[-1]["certified_2afc@0.1412"] <= after

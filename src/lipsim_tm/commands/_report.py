@@ -7,8 +7,17 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any, TextIO
+
+from lipsim_tm.files import atomic_write_text, check_writable
+
+
+def describe_error(error: BaseException) -> str:
+    """What went wrong, in words: an error the operating system raised names its file and cause without the
+    ``[Errno N]`` prefix; others give their message."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        return f"{error.filename}: {error.strerror[0].lower()}{error.strerror[1:]}"
+    return str(error) or type(error).__name__
 
 
 def describe_eps(eps: float) -> str:
@@ -29,17 +38,15 @@ def json_safe(data: Any) -> Any:
     return data
 
 
-def write_json(data: Any, path: str | os.PathLike[str] | None) -> None:
-    """Write ``data`` as indented strict JSON (NaN as null) to ``path`` (parents created), or print it if None."""
+def write_json(data: Any, path: str | os.PathLike[str] | None, what: str = "JSON report") -> None:
+    """Write ``data`` as indented strict JSON (NaN as null) to ``path`` (parents created, atomically), or print it
+    if None."""
     text = json.dumps(json_safe(data), indent=2, allow_nan=False)
     if path is None:
         print(text)
         return
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--json must name a file, got the folder {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text + "\n", encoding="utf-8")
+    path = check_writable(path, what)
+    atomic_write_text(path, text + "\n", what)
 
 
 class Progress:
@@ -90,3 +97,35 @@ class Progress:
         if self.enabled and self.interactive:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _estimate(e: Any) -> str:
+    return "     n/a" if e.total == 0 else f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
+
+
+def summary_table(parts: list[tuple[str, Any]], paper: dict[str, Any]) -> list[str]:
+    """Text table of 2AFC summaries ``(name, TwoAFCSummary)``: counts, score, natural accuracy, then certified
+    accuracy per eps; ``paper`` (numbers a paper reports: ``score``, ``certified``, ``note``) beside them."""
+    lines = [
+        f"{'subset':<14}{'triplets':>9}{'decided':>9}  {'2AFC score (soft) [95%]':<26}  {'natural accuracy [95%]':<26}"
+    ]
+    for name, s in parts:
+        score, natural = _estimate(s.score_2afc), _estimate(s.natural_accuracy)
+        lines.append(f"{name:<14}{s.triplets:>9}{s.decided:>9}  {score:<26}  {natural:<26}")
+    if "score" in paper:
+        lines.append(f"{'paper':<14}{'':>9}{'':>9}  {paper['score']:<26.4f}")
+    lines.append("certified accuracy (decided triplets predicted correctly with certified radius > eps) [95%]:")
+    lines.append(
+        f"{'eps (l2, [0, 1] pixels)':<24}{'subset':<14}{'reference perturbed':<26}  {'all three perturbed':<26}"
+    )
+    certified_paper = paper.get("certified", {})
+    for i, row in enumerate(parts[0][1].rows):
+        for name, s in parts:
+            r = s.rows[i]
+            lines.append(f"{describe_eps(r.eps):<24}{name:<14}{_estimate(r.reference):<26}  {_estimate(r.all):<26}")
+        match = [v for eps, v in certified_paper.items() if abs(eps - row.eps) < 1e-9]
+        if match:
+            lines.append(f"{'':<24}{'paper':<14}{match[0]:<26.4f}")
+    if "note" in paper:
+        lines.append(f"paper: {paper['note']}")
+    return lines

@@ -12,19 +12,21 @@ from typing import TYPE_CHECKING, Any
 from lipsim_tm.commands._options import (
     add_certificate_arguments,
     add_eps_argument,
+    add_examples,
     add_loading_arguments,
+    add_min_votes_argument,
     add_network_arguments,
+    add_output_arguments,
     add_progress_argument,
     positive_int,
 )
-from lipsim_tm.commands._report import Progress, describe_eps, write_json
+from lipsim_tm.commands._report import Progress, summary_table, write_json
+from lipsim_tm.files import check_writable
 
 if TYPE_CHECKING:
     from lipsim_tm.distributed import DistributedContext
 
 FORMATS: tuple[str, ...] = ("nights", "bapps")
-#: Images are read at each dataset's own resolution by default, so eps is in its pixels.
-DEFAULT_IMAGE_SIZE: dict[str, int] = {"nights": 224, "bapps": 64}
 DEFAULT_SPLIT: dict[str, str] = {"nights": "test", "bapps": "val"}
 
 
@@ -55,12 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_loading_arguments(parser, batch_size=32)
     add_certificate_arguments(parser, with_distance=False)
     add_network_arguments(parser)
-    parser.add_argument(
-        "--json",
-        metavar="OUT",
-        default=None,
-        help="also write the results as JSON to this file, and the certified-accuracy plot next to it (OUT.png)",
+    add_output_arguments(
+        parser, "also write the report as JSON to FILE, and the certified-accuracy plot next to it (FILE.png)"
     )
+    add_min_votes_argument(parser)
     parser.add_argument(
         "--compare-paper",
         action="store_true",
@@ -72,17 +72,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write each triplet's distances, target and certified radii to the JSON (key per_triplet, by index)",
     )
     add_progress_argument(parser)
+    add_examples(
+        parser,
+        "lipsim certify NIGHTS/ --format nights --out nights.json",
+        "lipsim certify BAPPS/ --format bapps --subset traditional cnn --eps 18/255 36/255",
+        "lipsim certify NIGHTS/ --format nights --weights lipsim-margin0.5 --normalization plain --compare-paper",
+    )
 
 
 def _dataset(args: argparse.Namespace) -> Any:
     from lipsim_tm.data import BAPPS2AFCDataset, NightsDataset
 
-    size = DEFAULT_IMAGE_SIZE[args.format] if args.image_size is None else args.image_size
     split = args.split or DEFAULT_SPLIT[args.format]
     if args.format == "nights":
         if args.subset is not None:
             raise ValueError("--subset applies to bapps only (nights: choose --split test_imagenet/test_no_imagenet)")
-        return NightsDataset(args.data_dir, split, image_size=size)
+        size = args.image_size or NightsDataset.NATIVE_SIZE
+        return NightsDataset(args.data_dir, split, image_size=size, min_votes=args.min_votes)
+    size = args.image_size or BAPPS2AFCDataset.NATIVE_SIZE
     return BAPPS2AFCDataset(args.data_dir, split, subsets=args.subset, image_size=size)
 
 
@@ -186,36 +193,6 @@ def _records(metrics: list[Any], indices: list[list[int]], order: list[str]) -> 
     return sorted(records, key=lambda record: record["index"])
 
 
-def _estimate(e: Any) -> str:
-    return "     n/a" if e.total == 0 else f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
-
-
-def _table(parts: list[tuple[str, Any]], paper: dict[str, Any]) -> list[str]:
-    """Text table of summaries ``(name, TwoAFCSummary)``: counts, score, natural accuracy, then per eps."""
-    lines = [
-        f"{'subset':<14}{'triplets':>9}{'decided':>9}  {'2AFC score (soft) [95%]':<26}  {'natural accuracy [95%]':<26}"
-    ]
-    for name, s in parts:
-        lines.append(f"{name:<14}{s.triplets:>9}{s.decided:>9}  {_estimate(s.score):<26}  {_estimate(s.natural):<26}")
-    if "score" in paper:
-        lines.append(f"{'paper':<14}{'':>9}{'':>9}  {paper['score']:<26.4f}")
-    lines.append("certified accuracy (decided triplets predicted correctly with certified radius > eps) [95%]:")
-    lines.append(
-        f"{'eps (l2, [0, 1] pixels)':<24}{'subset':<14}{'reference perturbed':<26}  {'all three perturbed':<26}"
-    )
-    certified_paper = paper.get("certified", {})
-    for i, row in enumerate(parts[0][1].rows):
-        for name, s in parts:
-            r = s.rows[i]
-            lines.append(f"{describe_eps(r.eps):<24}{name:<14}{_estimate(r.reference):<26}  {_estimate(r.all):<26}")
-        match = [v for eps, v in certified_paper.items() if abs(eps - row.eps) < 1e-9]
-        if match:
-            lines.append(f"{'':<24}{'paper':<14}{match[0]:<26.4f}")
-    if "note" in paper:
-        lines.append(f"paper: {paper['note']}")
-    return lines
-
-
 def _plot(parts: list[tuple[str, Any]], path: Path, title: str) -> str | None:
     """Certified accuracy against eps (the hard natural accuracy at eps = 0) per subset; None without matplotlib."""
     import sys
@@ -226,9 +203,11 @@ def _plot(parts: list[tuple[str, Any]], path: Path, title: str) -> str | None:
     x = [0.0, *(parts[0][1].rows[i].eps for i in keep)]
     series = []
     for name, s in parts:
-        series.append(Series(f"{name}: reference", [s.natural.value, *(s.rows[i].reference.value for i in keep)]))
         series.append(
-            Series(f"{name}: all three", [s.natural.value, *(s.rows[i].all.value for i in keep)], dashed=True)
+            Series(f"{name}: reference", [s.natural_accuracy.value, *(s.rows[i].reference.value for i in keep)])
+        )
+        series.append(
+            Series(f"{name}: all three", [s.natural_accuracy.value, *(s.rows[i].all.value for i in keep)], dashed=True)
         )
     series = [c for c in series if all(v == v for v in c.values)]  # NaN: no decided triplets
     if len(x) < 2 or sorted(set(x)) != x or not series:
@@ -251,8 +230,10 @@ def _plot(parts: list[tuple[str, Any]], path: Path, title: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from lipsim_tm.commands._runtime import evaluation_processes
 
-    if args.json is not None and Path(args.json).is_dir():
-        raise ValueError(f"--json must name a file, got the folder {args.json}")
+    if args.out is not None:
+        check_writable(args.out, "JSON report")
+    if not Path(args.data_dir).is_dir():
+        raise FileNotFoundError(f"data folder not found: {args.data_dir}")
     with evaluation_processes(args.device) as processes:
         return _certify(args, processes)
 
@@ -278,7 +259,7 @@ def _certify(args: argparse.Namespace, processes: DistributedContext) -> int:
         ).to(processes.device)
 
     split = args.split or DEFAULT_SPLIT[args.format]
-    size = DEFAULT_IMAGE_SIZE[args.format] if args.image_size is None else args.image_size
+    size = dataset.image_size
     start = time.perf_counter()
     evaluated = evaluate_subsets(
         dataset,
@@ -300,38 +281,46 @@ def _certify(args: argparse.Namespace, processes: DistributedContext) -> int:
     seconds = time.perf_counter() - start
     if not processes.is_main:
         return 0
+    dropped = getattr(dataset, "dropped_for_votes", 0)
+    report = {
+        "format": args.format,
+        "data_dir": args.data_dir,
+        "split": split,
+        "subsets": args.subset,
+        "image_size": size,
+        "weights": str(args.weights),
+        "normalization": args.normalization,
+        "certificate": args.certificate,
+        "triplets": total.triplets,
+        "decided": total.decided,
+        "dropped_for_votes": dropped,
+        "score_2afc": scores["score_2afc"],
+        "natural_accuracy": scores["natural_accuracy"],
+        "rows": [{"eps": r.eps, "certified": r.reference.value, "certified_all": r.all.value} for r in total.rows],
+        "intervals": "95%: Wilson score intervals for accuracies, normal (CLT) interval for the soft score",
+        "results": [{"subset": name, **s.to_dict()} for name, s in parts],
+        "paper": paper or None,
+        "plot": None,
+        "processes": processes.world_size,
+        "seconds": seconds,
+    }
+    if args.per_triplet:
+        report["per_triplet"] = triplets
+    if args.out is not None:
+        json_path = Path(args.out)
+        title = f"LipSim certified 2AFC accuracy, {args.format} {split}"
+        report["plot"] = _plot(parts, json_path.with_suffix(".png"), title)
+        write_json(report, json_path)
+    if args.json:
+        write_json(report, None)
+        return 0
     print(
         f"{args.format} {split}: {total.triplets} triplets, {args.certificate} rule; {total.decided} decided"
         f" (target != 0.5); images read at {size}x{size}, eps in their [0, 1] pixels"
+        + (f"; {dropped} rows with fewer than {args.min_votes} votes left out" if dropped else "")
         + (f"; {processes.world_size} processes" if processes.world_size > 1 else "")
     )
-    print("\n".join(_table(parts, paper)))
-    if args.json is not None:
-        json_path = Path(args.json)
-        plot = _plot(parts, json_path.with_suffix(".png"), f"LipSim certified 2AFC accuracy, {args.format} {split}")
-        report = {
-            "format": args.format,
-            "data_dir": args.data_dir,
-            "split": split,
-            "subsets": args.subset,
-            "image_size": size,
-            "weights": str(args.weights),
-            "normalization": args.normalization,
-            "certificate": args.certificate,
-            "triplets": total.triplets,
-            "decided": total.decided,
-            "natural_2afc": scores["2afc"],
-            "natural_accuracy": scores["natural_accuracy"],
-            "rows": [{"eps": r.eps, "certified": r.reference.value, "certified_all": r.all.value} for r in total.rows],
-            "intervals": "95%: Wilson score intervals for accuracies, normal (CLT) interval for the soft score",
-            "results": [{"subset": name, **s.to_dict()} for name, s in parts],
-            "paper": paper or None,
-            "plot": plot,
-            "processes": processes.world_size,
-            "seconds": seconds,
-        }
-        if args.per_triplet:
-            report["per_triplet"] = triplets
-        write_json(report, json_path)
-        print(f"wrote {json_path}" + (f" and {plot}" if plot else ""))
+    print("\n".join(summary_table(parts, paper)))
+    if args.out is not None:
+        print(f"wrote {args.out}" + (f" and {report['plot']}" if report["plot"] else ""))
     return 0

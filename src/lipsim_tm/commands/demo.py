@@ -108,7 +108,7 @@ def _two_afc_part(
         "crop_size": size,
         "seed": seed,
         "photos": [p.name for p in photos],
-        "natural_2afc": float(results["plain"]["2afc"]),
+        "score_2afc": float(results["plain"]["score_2afc"]),
         "natural_accuracy": float(results["plain"]["natural_accuracy"]),
         "summary": {rule: metrics[rule].summary().to_dict() for rule in RULES},  # counts and 95% intervals
         "epsilons": epsilons,
@@ -257,7 +257,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"LipSim demo (weights: {report['weights']}): {two_afc['triplets']} same-family synthetic triplets"
         f" ({two_afc['crop_size']}x{two_afc['crop_size']} crops of {', '.join(two_afc['photos'])})",
-        f"2AFC score (soft, all triplets): {two_afc['natural_2afc']:.3f}",
+        f"2AFC score (soft, all triplets): {two_afc['score_2afc']:.3f}",
         f"natural accuracy (hard, {counts['decided']} decided triplets; compare certified with this):"
         f" {two_afc['natural_accuracy']:.3f} [95%: {_interval(counts['natural_accuracy'])}]",
         "certified 2AFC accuracy, reference perturbed by l2 <= eps (pixels in [0, 1]):",

@@ -10,11 +10,13 @@ top-k set; ``--json`` writes the same as JSON.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from lipsim_tm.commands._options import add_network_arguments, positive_int
+from lipsim_tm.commands._options import add_examples, add_network_arguments, add_output_arguments, positive_int
+from lipsim_tm.files import check_writable
 
 #: Normalisations a gallery may use: both 1-Lipschitz (certified retrieval needs one).
 GALLERY_NORMALIZATIONS: tuple[str, ...] = ("augment", "ball")
@@ -39,15 +41,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     query = actions.add_parser("query", help="the top-k gallery images of each query image, with certified radii")
     query.add_argument("gallery", help="a gallery file written by 'lipsim retrieve index'")
     query.add_argument("queries", nargs="+", help="query image files (any size and mode)")
-    query.add_argument("--k", type=positive_int, default=5, help="neighbours per query (default: %(default)s)")
+    query.add_argument(
+        "--k",
+        type=positive_int,
+        default=5,
+        help="neighbours per query, at most the gallery's size (default: %(default)s)",
+    )
     query.add_argument(
         "--certificate",
         choices=CERTIFICATES,
         default="norm_aware",
         help="radius rule: norm_aware (default; the larger of both) or plain (the 1-Lipschitz radius)",
     )
-    query.add_argument("--json", metavar="OUT", default=None, help="also write the results as JSON to this file")
+    add_output_arguments(query, "also write the results as JSON to FILE")
     add_network_arguments(query, default_weights=None)
+    add_examples(index, "lipsim retrieve index photos/ --out gallery.pt")
+    add_examples(query, "lipsim retrieve query gallery.pt q.jpg --k 3", "lipsim retrieve query gallery.pt *.png --json")
+    add_examples(
+        parser,
+        "lipsim retrieve index photos/ --out gallery.pt",
+        "lipsim retrieve query gallery.pt q.jpg --k 3 --out q.json",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,9 +82,7 @@ def run_index(args: argparse.Namespace) -> int:
     from lipsim_tm.data.images import find_images, image_shape, read_image
     from lipsim_tm.retrieval import Embedder, EmbeddingGallery
 
-    out = Path(args.out)
-    if out.is_dir():
-        raise ValueError(f"--out must name a file, got the folder {out}")
+    out = check_writable(args.out, "gallery")
     root = Path(args.photos)
     files = find_images(root)
     backbone = load_network(args)
@@ -109,11 +121,20 @@ def run_query(args: argparse.Namespace) -> int:
     from lipsim_tm.data.images import read_image
     from lipsim_tm.retrieval import Embedder, EmbeddingGallery
 
+    if args.out is not None:
+        check_writable(args.out, "JSON report")
+    for name in args.queries:  # cheap checks before the gallery and the network load
+        if Path(name).is_dir():
+            raise IsADirectoryError(f"expected a query image file, got the folder {name}")
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"query image file not found: {name}")
     gallery = EmbeddingGallery.load(args.gallery)
     if gallery.labels is None or gallery.source is None or gallery.normalization is None:
         raise ValueError(f"{args.gallery} has no image names or weights record: build it with 'lipsim retrieve index'")
     if args.k > len(gallery):
-        raise ValueError(f"--k must be in [1, {len(gallery)}] (the gallery's size), got {args.k}")
+        note = f"--k {args.k} is more than the gallery's {len(gallery)} images; using {len(gallery)}"
+        print(f"lipsim retrieve: note: {note}", file=sys.stderr)
+        args.k = len(gallery)
     args.weights = args.weights or gallery.source["weights"]
     backbone = load_network(args)
     identity = _weights_identity(backbone, str(args.weights))
@@ -140,6 +161,12 @@ def run_query(args: argparse.Namespace) -> int:
                 "certificate": found.certificate,
             }
         )
+    report = {"gallery": args.gallery, "weights": gallery.source, "k": args.k, "results": results}
+    if args.out is not None:
+        write_json(report, args.out)
+    if args.json:
+        write_json(report, None)
+        return 0
     for result in results:
         width, height = result["size"]
         print(
@@ -151,7 +178,6 @@ def run_query(args: argparse.Namespace) -> int:
             f"  certified l2 radius in the query's [0, 1] pixels: top-1 unchanged below {result['radius_top1']:.6f},"
             f" top-{args.k} set unchanged below {result['radius_topk']:.6f}"
         )
-    if args.json is not None:
-        write_json({"gallery": args.gallery, "weights": gallery.source, "k": args.k, "results": results}, args.json)
-        print(f"wrote {args.json}")
+    if args.out is not None:
+        print(f"wrote {args.out}")
     return 0

@@ -9,9 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from lipsim_tm.commands._options import (
     add_certificate_arguments,
-    add_device_arguments,
+    add_eps_argument,
+    add_examples,
     add_loading_arguments,
+    add_min_votes_argument,
+    add_network_arguments,
     add_progress_argument,
+    add_renamed,
     positive_int,
 )
 
@@ -31,72 +35,77 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from lipsim_tm.attacks.api import METHODS
-    from lipsim_tm.robustness.report import DEFAULT_EPSILONS
 
     parser.description = DESCRIPTION
     parser.add_argument("dataset", choices=DATASETS, help="data layout: NIGHTS, BAPPS 2AFC, or synthetic from photos")
     parser.add_argument("data_dir", help="NIGHTS folder (data.csv), BAPPS folder (holding 2afc/) or a photo folder")
-    parser.add_argument(
-        "--weights",
-        required=True,
-        help="checkpoint or export path, or 'random:<config>' (random network, for tests)",
-    )
-    parser.add_argument("--output-dir", default=".", help="where robustness.json/.png go (default: %(default)s)")
+    parser.add_argument("--out", default=".", help="the folder robustness.json/.png go to (default: %(default)s)")
     parser.add_argument("--split", default=None, help="nights: test (default) ...; bapps: val (default) or train")
     parser.add_argument(
-        "--image-size", type=positive_int, default=None, help="image side (default: the model's input size)"
+        "--image-size",
+        type=positive_int,
+        default=None,
+        help="side the images are read at, and the space eps is measured in (default: nights 224, bapps 64,"
+        " synthetic: the model's input size)",
     )
+    add_min_votes_argument(parser)
     parser.add_argument("--length", type=positive_int, default=200, help="synthetic: triplets (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic triplets and attack starts (default: 0)")
-    parser.add_argument(
-        "--epsilons",
-        type=float,
-        nargs="+",
-        default=[round(e, 4) for e in DEFAULT_EPSILONS],
-        help="l2 budgets per image, pixels in [0, 1] (default: %(default)s)",
-    )
+    add_eps_argument(parser, with_zero=True)
     add_certificate_arguments(parser, with_distance=False)
     parser.add_argument("--method", choices=METHODS, default="apgd", help="attack (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=20, help="attack steps (default: %(default)s)")
     parser.add_argument("--restarts", type=int, default=1, help="attack restarts (default: %(default)s)")
     parser.add_argument("--attack-all", action="store_true", help="also attack all three images")
-    add_loading_arguments(parser, batch_size=16, limit="--max-triplets")
-    add_device_arguments(parser)
+    add_loading_arguments(parser, batch_size=16)
+    add_network_arguments(parser)
     add_progress_argument(parser)
+    for old, new in (("--epsilons", "--eps"), ("--max-triplets", "--limit"), ("--output-dir", "--out")):
+        add_renamed(parser, old, new)
+    add_examples(
+        parser,
+        "lipsim robustness synthetic photos/ --eps 0 0.3 0.6 1 --attack-all",
+        "lipsim robustness nights NIGHTS/ --weights lipsim.pth --limit 500 --out results/",
+    )
 
 
-def _dataset(args: argparse.Namespace, image_size: int) -> Any:
+def _dataset(args: argparse.Namespace, model_size: int) -> Any:
     from lipsim_tm.data import BAPPS2AFCDataset, NightsDataset, Synthetic2AFCDataset
 
     if args.dataset == "nights":
-        return NightsDataset(args.data_dir, args.split or "test", image_size=image_size)
+        return NightsDataset(
+            args.data_dir, args.split or "test", image_size=args.image_size or NightsDataset.NATIVE_SIZE
+        )
     if args.dataset == "bapps":
-        return BAPPS2AFCDataset(args.data_dir, args.split or "val", image_size=image_size)
+        size = args.image_size or BAPPS2AFCDataset.NATIVE_SIZE
+        return BAPPS2AFCDataset(args.data_dir, args.split or "val", image_size=size)
     if args.split is not None:
         raise ValueError("--split applies to nights and bapps, not to synthetic data")
-    return Synthetic2AFCDataset(args.data_dir, image_size=image_size, length=args.length, seed=args.seed)
+    size = args.image_size or model_size
+    return Synthetic2AFCDataset(args.data_dir, image_size=size, length=args.length, seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lipsim_tm.commands._runtime import apply_threads, evaluation_processes
+    from lipsim_tm.commands._runtime import evaluation_processes
 
-    apply_threads(args)
-    output = Path(args.output_dir)
+    output = Path(args.out)
     if output.exists() and not output.is_dir():
-        raise ValueError(f"--output-dir must be a folder, got the file {output}")
+        raise NotADirectoryError(f"--out must be a folder (robustness.json and .png go in it), got the file {output}")
+    if not Path(args.data_dir).is_dir():
+        raise FileNotFoundError(f"data folder not found: {args.data_dir}")
     with evaluation_processes(args.device) as processes:
         return _report(args, processes, output)
 
 
 def _report(args: argparse.Namespace, processes: DistributedContext, output: Path) -> int:
     from lipsim_tm.commands._report import Progress
+    from lipsim_tm.commands._runtime import load_network
     from lipsim_tm.data.sharding import ShardedBatches
-    from lipsim_tm.models.weights import resolve_backbone
     from lipsim_tm.robustness import plot_report, robustness_report
 
-    backbone = resolve_backbone(args.weights).eval().requires_grad_(False)
-    dataset = _dataset(args, args.image_size or backbone.config.input_size)
-    count = min(len(dataset), args.max_triplets or len(dataset))
+    backbone = load_network(args, device=processes.device)
+    dataset = _dataset(args, backbone.config.input_size)
+    count = min(len(dataset), args.limit or len(dataset))
     shard = ShardedBatches(count, args.batch_size, rank=processes.rank, world_size=processes.world_size)
     label = "robustness" + (f" (rank 0 of {processes.world_size})" if processes.world_size > 1 else "")
     bar = Progress(shard.size(), label=label, enabled=processes.is_main and not args.no_progress)
@@ -104,7 +113,7 @@ def _report(args: argparse.Namespace, processes: DistributedContext, output: Pat
         report = robustness_report(
             dataset,
             weights=backbone,
-            epsilons=args.epsilons,
+            epsilons=args.eps,
             normalization=args.normalization,
             certificate=args.certificate,
             method=args.method,
@@ -112,7 +121,7 @@ def _report(args: argparse.Namespace, processes: DistributedContext, output: Pat
             restarts=args.restarts,
             attack_all=args.attack_all,
             batch_size=args.batch_size,
-            max_triplets=args.max_triplets,
+            max_triplets=args.limit,
             seed=args.seed,
             device=processes.device,
             workers=args.workers,

@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any
 
-from lipsim_tm.commands._options import positive_int
+from lipsim_tm.commands._options import add_renamed, eps_value, positive_int
 from lipsim_tm.training.config import GROUPS, DistillConfig, FinetuneConfig, TrainConfig
 from lipsim_tm.training.teachers import BUILT_IN_TEACHERS
 
@@ -67,7 +67,8 @@ def _add_setting(group: argparse._ArgumentGroup, item: dataclasses.Field, annota
     else:
         shown = None if required or default in (None, {}) or isinstance(default, bool) else _shown(default)
     help_text = meta["help"] + ("" if shown is None else f" (default: {shown})")
-    options: dict[str, Any] = {"dest": item.name, "help": help_text, "metavar": meta["metavar"]}
+    metavar = meta["metavar"] or (None if meta["choices"] else flag.removeprefix("--").replace("-", "_").upper())
+    options: dict[str, Any] = {"dest": item.name, "help": help_text, "metavar": metavar}
     if isinstance(annotation, types.UnionType):  # X | None: the option's type is X
         annotation = next(t for t in typing.get_args(annotation) if t is not type(None))
     kind, args = typing.get_origin(annotation) or annotation, typing.get_args(annotation)
@@ -84,14 +85,17 @@ def _add_setting(group: argparse._ArgumentGroup, item: dataclasses.Field, annota
         kind = args[0]
     if item.name in ("model", "epochs"):  # resolved from --init-from / --max-steps when not given
         default = None
+    parse = eps_value if meta["parse"] == "eps" else meta["parse"]
     group.add_argument(
         flag,
-        type=meta["parse"] or kind,
+        type=parse or kind,
         choices=meta["choices"],
         default=None if required else default,
-        required=required,
+        required=required and meta["old_flag"] is None,  # with an old spelling: checked in _config
         **options,
     )
+    if meta["old_flag"] is not None:
+        add_renamed(group, meta["old_flag"], flag)
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, cls: type[TrainConfig]) -> None:
@@ -128,6 +132,10 @@ def _config(args: argparse.Namespace, cls: type[TrainConfig]) -> TrainConfig:
     from lipsim_tm.commands._runtime import apply_threads
 
     apply_threads(args)
+    for item in dataclasses.fields(cls):
+        unset = item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
+        if unset and getattr(args, item.name) is None:
+            raise ValueError(f"the option {item.metadata['flag'] or '--' + item.name} is required")
     values = {item.name: getattr(args, item.name) for item in dataclasses.fields(cls)}
     values["model_overrides"] = dict(args.model_overrides)
     if args.model is None and args.init_from is not None:

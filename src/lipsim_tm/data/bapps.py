@@ -46,13 +46,16 @@ class BAPPS2AFCDataset(Dataset):
         image_size: images are resized to this size (bicubic) when they differ; BAPPS images are 64.
     """
 
+    #: The side of BAPPS' 2AFC images: the default read size, so eps is in the dataset's own pixels.
+    NATIVE_SIZE = 64
+
     def __init__(
         self,
         root: str | os.PathLike[str],
         split: str = "val",
         *,
         subsets: Sequence[str] | None = None,
-        image_size: int = 64,
+        image_size: int = NATIVE_SIZE,
     ) -> None:
         check_choice("split", split, BAPPS_SPLITS)
         base = Path(root) / "2afc" / split

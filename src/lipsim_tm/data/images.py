@@ -46,9 +46,16 @@ def _opened(path: Path) -> Iterator[Image.Image]:
         image = Image.open(path)
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot decode image file {path}: {error}") from error
+        raise ValueError(f"cannot decode image file {path}: {_reason(error)}") from error
     with image:
         yield image
+
+
+def _reason(error: BaseException) -> str:
+    """Why Pillow could not decode a file, without repeating its path."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image format Pillow can read (or the file is damaged)"
+    return str(error)
 
 
 def load_pil(path: str | os.PathLike[str]) -> Image.Image:
@@ -91,7 +98,7 @@ def image_shape(path: str | os.PathLike[str]) -> tuple[int, int, int]:
             grey = image.mode in GREY_MODES or image.mode in SIXTEEN_BIT_GREY_MODES
             return (1 if grey else 3, image.height, image.width)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"cannot decode image file {path}: {error}") from error
+        raise ValueError(f"cannot decode image file {path}: {_reason(error)}") from error
 
 
 def pil_to_tensor(image: Image.Image) -> Tensor:

@@ -49,12 +49,18 @@ class NightsDataset(Dataset):
         min_votes: keep rows with ``votes >= min_votes`` (official: 6).
     """
 
+    #: The side of NIGHTS' images: the default read size, so eps is in the dataset's own pixels.
+    NATIVE_SIZE = 224
+
     def __init__(
-        self, root: str | os.PathLike[str], split: str = "train", *, image_size: int = 224, min_votes: int = 6
+        self, root: str | os.PathLike[str], split: str = "train", *, image_size: int = NATIVE_SIZE, min_votes: int = 6
     ) -> None:
         check_choice("split", split, NIGHTS_SPLITS)
         check_int("image_size", image_size, minimum=1)
+        check_int("min_votes", min_votes, minimum=0)
         self.root = Path(root)
+        #: Rows of the split left out for having fewer than ``min_votes`` votes.
+        self.dropped_for_votes = 0
         self.split = split
         self.image_size = image_size
         index = self.root / "data.csv"
@@ -62,9 +68,7 @@ class NightsDataset(Dataset):
             raise FileNotFoundError(f"NIGHTS index not found: {index} (root must be the folder holding data.csv)")
         self.rows = self._read_index(index, split, min_votes)
 
-    def _read_index(
-        self, index: Path, split: str, min_votes: int
-    ) -> list[tuple[Path, Path, Path, float, str, str | None]]:
+    def _read_index(self, index: Path, split: str, min_votes: int) -> list[tuple[Path, Path, Path, float, str | None]]:
         with index.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
@@ -83,7 +87,10 @@ class NightsDataset(Dataset):
                     p = float(row[p_column])
                 except (TypeError, ValueError) as error:
                     raise ValueError(f"{source}: votes and {p_column} must be numbers ({error})") from error
-                if votes < min_votes or row["split"] != base_split:
+                if row["split"] != base_split:
+                    continue
+                if votes < min_votes:
+                    self.dropped_for_votes += 1
                     continue
                 imagenet = None if "is_imagenet" not in row else _parse_bool(row["is_imagenet"], source=source)
                 if split in ("test_imagenet", "test_no_imagenet"):
@@ -96,21 +103,17 @@ class NightsDataset(Dataset):
                 columns = ("ref_path", "left_path", "right_path")
                 paths = tuple(safe_join(self.root, row[c], source=source) for c in columns)
                 subset = None if imagenet is None else ("imagenet" if imagenet else "no_imagenet")
-                rows.append((*paths, p, row.get("id", str(line)), subset))
+                rows.append((*paths, p, subset))
         return rows
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        ref, left, right, p, _, _ = self.rows[index]
+        ref, left, right, p, _ = self.rows[index]
         size = self.image_size
         return load_image(ref, size), load_image(left, size), load_image(right, size), torch.tensor(p)
 
-    def triplet_id(self, index: int) -> str:
-        """The ``id`` column of row ``index`` (after filtering)."""
-        return self.rows[index][4]
-
     def subset(self, index: int) -> str | None:
         """``"imagenet"`` or ``"no_imagenet"`` (the ``is_imagenet`` column) of row ``index``; None without it."""
-        return self.rows[index][5]
+        return self.rows[index][4]

@@ -46,12 +46,15 @@ def wilson(successes: float, total: int, z: float = Z95) -> Estimate:
     return Estimate(p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)), successes, total)
 
 
-def mean_interval(total_sum: float, sum_of_squares: float, total: int, z: float = Z95) -> Estimate:
-    """Mean of ``total`` values in ``[0, 1]`` given their sum and sum of squares, with the normal interval
-    ``mean +- z s / sqrt(n)`` (``s`` the sample standard deviation, ``n - 1`` in its denominator), clipped."""
+def mean_interval(
+    total_sum: float, sum_of_squares: float, total: int, z: float = Z95, clip: tuple[float, float] = (0.0, 1.0)
+) -> Estimate:
+    """Mean of ``total`` values in ``clip`` (default ``[0, 1]``) given their sum and sum of squares, with the normal
+    interval ``mean +- z s / sqrt(n)`` (``s`` the sample standard deviation, ``n - 1`` in its denominator), clipped
+    to ``clip``."""
     if total == 0:
         return Estimate(math.nan, math.nan, math.nan, total_sum, 0)
     mean = total_sum / total
     variance = max(0.0, (sum_of_squares - total * mean * mean) / (total - 1)) if total > 1 else 0.0
     half = z * math.sqrt(variance / total)
-    return Estimate(mean, max(0.0, mean - half), min(1.0, mean + half), total_sum, total)
+    return Estimate(mean, max(clip[0], mean - half), min(clip[1], mean + half), total_sum, total)

@@ -9,7 +9,8 @@ certificate stated in the user's pixel space divides by it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -222,12 +223,28 @@ def resize_operator_norm(height: int, width: int, size: int, interpolation: str,
 
 @lru_cache(maxsize=256)
 def _resize_operator_norm(height: int, width: int, size: int, interpolation: str, antialias: bool) -> float:
-    """:func:`resize_operator_norm` of checked arguments, cached (an image size recurs on every batch)."""
+    """:func:`resize_operator_norm` of checked arguments, cached (an image size recurs on every batch).
+
+    Computed on one thread: these small decompositions gain nothing from the thread pool, and on a machine whose
+    cores are busy a pool's threads wait on each other for seconds per call.
+    """
     if (height, width) == (size, size):
         return 1.0
-    a_h = resize_matrix(height, size, interpolation, antialias, axis=2)
-    a_w = resize_matrix(width, size, interpolation, antialias, axis=3)
-    return float(torch.linalg.matrix_norm(a_h, ord=2) * torch.linalg.matrix_norm(a_w, ord=2))
+    with _one_thread():
+        a_h = resize_matrix(height, size, interpolation, antialias, axis=2)
+        a_w = resize_matrix(width, size, interpolation, antialias, axis=3)
+        return float(torch.linalg.matrix_norm(a_h, ord=2) * torch.linalg.matrix_norm(a_w, ord=2))
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch's intra-op threads set to one for the block, then restored."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def preprocessing_norm(prep: Preprocessing, height: int, width: int) -> float:

@@ -10,6 +10,7 @@ command line, robustness reports and audits.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -168,13 +169,26 @@ def two_afc_keys(epsilons: Sequence[float]) -> tuple[tuple[str, ...], tuple[str,
     )
 
 
+class TwoAFCScores(dict):
+    """The numbers of a 2AFC evaluation by name. ``"2afc"``, the earlier name of ``"score_2afc"``, still reads (with
+    a ``FutureWarning``) until the next release."""
+
+    def __missing__(self, key: str) -> Any:
+        if key == "2afc":
+            warnings.warn('the key "2afc" is now "score_2afc"', FutureWarning, stacklevel=2)
+            return self["score_2afc"]
+        raise KeyError(key)
+
+
 def _two_afc_compute(counts: TwoAFCCounts, epsilons: Sequence[float]) -> dict[str, Tensor]:
-    """``{"2afc", "natural_accuracy", "certified_2afc@<eps>"..., "certified_2afc_all@<eps>"...}`` (float32 scalars)
+    """``{"score_2afc", "natural_accuracy", "certified_2afc@<eps>"..., "certified_2afc_all@<eps>"...}`` (float32)
     from the sums (NaN where a denominator is 0)."""
-    result = {
-        "2afc": (counts.score_sum / counts.total).float(),
-        "natural_accuracy": (counts.correct_total / counts.decided_total).float(),
-    }
+    result = TwoAFCScores(
+        {
+            "score_2afc": (counts.score_sum / counts.total).float(),
+            "natural_accuracy": (counts.correct_total / counts.decided_total).float(),
+        }
+    )
     reference = (counts.certified_reference / counts.decided_total).float()
     everything = (counts.certified_all / counts.decided_total).float()
     keys, keys_all = two_afc_keys(epsilons)
@@ -196,18 +210,18 @@ class CertifiedRow:
 class TwoAFCSummary:
     """Counts, rates and 95% intervals of a 2AFC evaluation (:func:`_two_afc_summary`).
 
-    - ``score``: the soft 2AFC score over all ``triplets`` (``p`` when the metric prefers img1, ``1 - p`` when
+    - ``score_2afc``: the soft 2AFC score over all ``triplets`` (``p`` when the metric prefers img1, ``1 - p`` when
       it prefers img0, 0.5 on a tie), normal interval;
-    - ``natural``: the hard natural accuracy over the ``decided`` triplets (``p != 0.5``): the metric prefers the
-      image most people chose, ties wrong; Wilson interval. The certified accuracies' population and rule, so
-      each certified accuracy is at most this;
+    - ``natural_accuracy``: the hard natural accuracy over the ``decided`` triplets (``p != 0.5``): the metric
+      prefers the image most people chose, ties wrong; Wilson interval. The certified accuracies' population and
+      rule, so each certified accuracy is at most this;
     - ``rows``: certified accuracy per budget (correct AND radius > eps, over the decided triplets), Wilson.
     """
 
     triplets: int
     decided: int
-    score: Estimate
-    natural: Estimate
+    score_2afc: Estimate
+    natural_accuracy: Estimate
     rows: tuple[CertifiedRow, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,8 +229,8 @@ class TwoAFCSummary:
         return {
             "triplets": self.triplets,
             "decided": self.decided,
-            "score_2afc": self.score.to_dict(),
-            "natural_accuracy": self.natural.to_dict(),
+            "score_2afc": self.score_2afc.to_dict(),
+            "natural_accuracy": self.natural_accuracy.to_dict(),
             "certified": [
                 {"eps": row.eps, "reference": row.reference.to_dict(), "all": row.all.to_dict()} for row in self.rows
             ],
@@ -236,8 +250,8 @@ def _two_afc_summary(counts: TwoAFCCounts, epsilons: Sequence[float]) -> TwoAFCS
     return TwoAFCSummary(
         triplets=total,
         decided=decided,
-        score=mean_interval(float(counts.score_sum), float(counts.score_sq_sum), total),
-        natural=wilson(float(counts.correct_total), decided),
+        score_2afc=mean_interval(float(counts.score_sum), float(counts.score_sq_sum), total),
+        natural_accuracy=wilson(float(counts.correct_total), decided),
         rows=rows,
     )
 

@@ -38,7 +38,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
 
     ``compute()`` returns a dict of scalars:
 
-    - ``"2afc"``: the soft 2AFC score over all triplets, mean of ``p`` when the metric prefers ``img1``
+    - ``"score_2afc"``: the soft 2AFC score over all triplets, mean of ``p`` when the metric prefers ``img1``
       (``d1 < d0``), ``1 - p`` when it prefers ``img0``, ``0.5`` on a tie (the LPIPS/DreamSim convention).
     - ``"natural_accuracy"``: the hard natural accuracy, the fraction of the triplets with ``target != 0.5``
       where the metric prefers the image most people chose (``round(target)``; ties count as wrong). This is
@@ -130,7 +130,7 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         if per_sample:
             for key in PER_SAMPLE_KEYS:
                 self.add_state(key, [], dist_reduce_fx="cat")
-        self._add_views(("2afc", "natural_accuracy", *self.keys, *self.keys_all))
+        self._add_views(("score_2afc", "natural_accuracy", *self.keys, *self.keys_all))
 
     def update(self, ref: Tensor, img0: Tensor, img1: Tensor, target: Tensor) -> None:
         """Add triplets; bad input raises and leaves the state unchanged."""
@@ -167,8 +167,8 @@ class Certified2AFCAccuracy(LipSimMetricBase):
         return TwoAFCCounts(*(getattr(self, name) for name in TwoAFCCounts._fields))
 
     def compute(self) -> dict[str, Tensor]:
-        """``{"2afc", "natural_accuracy", "certified_2afc@<eps>"..., "certified_2afc_all@<eps>"...}`` (see the class
-        docstring)."""
+        """``{"score_2afc", "natural_accuracy", "certified_2afc@<eps>"..., "certified_2afc_all@<eps>"...}`` (see the
+        class docstring)."""
         result = _two_afc_compute(self._counts(), self.epsilons)
         if self.per_sample:
             for key in PER_SAMPLE_KEYS:

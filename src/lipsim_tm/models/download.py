@@ -21,7 +21,6 @@ import http.client
 import http.cookiejar
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +30,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlencode, urljoin
 
-from lipsim_tm.models.checkpoints.io import default_file_mode, file_sha256
+from lipsim_tm.files import WriteError, atomic_file
+from lipsim_tm.models.checkpoints.io import file_sha256
 
 #: Environment variable that overrides the cache folder.
 CACHE_ENV = "LIPSIM_CACHE_DIR"
@@ -46,8 +46,9 @@ _USER_AGENT = "lipsim-tm (python urllib)"
 _VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
-class DownloadError(RuntimeError):
-    """A file could not be downloaded; the message names the URLs, the cache path and how to place it by hand."""
+class DownloadError(ConnectionError, RuntimeError):
+    """A file could not be downloaded; the message names the URLs, the cache path and how to place it by hand. An
+    ``OSError`` (``ConnectionError``), and a ``RuntimeError`` as it was before."""
 
 
 def cache_dir() -> Path:
@@ -112,6 +113,8 @@ def download_file(
     for url in urls:
         try:
             digest = _fetch(url, path, sha256=sha256, show=show, timeout=timeout)
+        except WriteError:
+            raise  # this machine cannot hold the file: another URL would not help
         except (OSError, http.client.HTTPException, _NotTheFileError) as error:
             if isinstance(error, urllib.error.HTTPError):
                 error.close()
@@ -174,38 +177,31 @@ def _fetch(url: str, path: Path, *, sha256: str | None, show: bool, timeout: flo
 
 
 def _write(response: IO[bytes], path: Path, *, sha256: str | None, show: bool, source: str) -> str:
+    """Stream ``response`` onto ``path`` through :func:`~lipsim_tm.files.atomic_file` (a truncated body or a wrong
+    digest leaves nothing behind); returns the hex sha256 of what was written."""
     length = response.headers.get("Content-Length")
     total = int(length) if length and length.isdigit() else None
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        os.fchmod(fd, default_file_mode())  # a downloaded file reads like any other, not mkstemp's 0o600
-        with os.fdopen(fd, "wb") as f:
-            received, shown = 0, 0.0
-            while chunk := response.read(_CHUNK):
-                f.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                if show and time.monotonic() - shown >= _PROGRESS_INTERVAL:
-                    _show_progress(path.name, received, total)
-                    shown = time.monotonic()
-            if show:
+    with atomic_file(path, "download") as handle:
+        received, shown = 0, 0.0
+        while chunk := response.read(_CHUNK):
+            handle.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+            if show and time.monotonic() - shown >= _PROGRESS_INTERVAL:
                 _show_progress(path.name, received, total)
-                sys.stderr.write("\n")
-            if total is not None and received != total:
-                raise _NotTheFileError(f"the connection closed after {received} of {total} bytes")
-            f.flush()
-            os.fsync(f.fileno())
+                shown = time.monotonic()
+        if show:
+            _show_progress(path.name, received, total)
+            sys.stderr.write("\n")
+        if total is not None and received != total:
+            raise _NotTheFileError(f"the connection closed after {received} of {total} bytes")
         actual = digest.hexdigest()
         if sha256 is not None and actual != sha256.lower():
             raise ValueError(
                 f"sha256 mismatch for {source}: expected {sha256.lower()}, got {actual}; the download was discarded"
                 f" and nothing was written to {str(path)!r}"
             )
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
     return actual
 
 

@@ -11,10 +11,11 @@ import torch
 from torch import Tensor
 
 from lipsim_tm.checks import check_choice, check_finite, check_matrix
+from lipsim_tm.files import atomic_torch_save
 from lipsim_tm.functional.certificates.norm_aware import NORM_FLOORS, invert_shift
 from lipsim_tm.functional.certificates.policy import CERTIFICATES, RELATIVE_SLACK
 from lipsim_tm.functional.normalization import SOUND_NORMALIZATIONS
-from lipsim_tm.models.checkpoints.io import atomic_torch_save
+from lipsim_tm.models.checkpoints.io import read_checkpoint
 from lipsim_tm.retrieval.certify import PreparedGallery
 from lipsim_tm.retrieval.embedder import Embedder, check_lipschitz_bound
 
@@ -203,17 +204,12 @@ class EmbeddingGallery:
             "labels": self.labels,
             "source": self.source,
         }
-        atomic_torch_save(payload, path)
+        atomic_torch_save(payload, path, "gallery")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> EmbeddingGallery:
         """Read a gallery written by :meth:`save`; anything else (other keys, format, version) is refused."""
-        try:
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as error:
-            raise ValueError(f"{path} is not a readable gallery file: {error}") from error
+        payload = read_checkpoint(path, "gallery")
         version = payload.get("version") if isinstance(payload, dict) else None
         if payload.get("format") != FORMAT if isinstance(payload, dict) else True:
             got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
@@ -224,8 +220,9 @@ class EmbeddingGallery:
             raise ValueError(
                 f"{path} is not a gallery file: expected keys {sorted(_KEYS[version])}, got {sorted(payload)}"
             )
+        embeddings = payload["embeddings"]
         return cls(
-            payload["embeddings"],
+            embeddings.to(map_location) if isinstance(embeddings, Tensor) else embeddings,
             lipschitz_bound=payload["lipschitz_bound"],
             normalization=payload["normalization"],
             labels=payload.get("labels"),

@@ -31,5 +31,5 @@ def plot_report(report: RobustnessReport, path: str | os.PathLike[str]) -> Path:
         x_label="l2 budget eps (pixels in [0, 1])",
         y_label="2AFC accuracy (%)",
         y_range=(0.0, 100.0),
-        baseline=("natural", 100 * report.natural),
+        baseline=("natural accuracy", 100 * report.natural_accuracy),
     )

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from lipsim_tm.attacks.api import METHODS, attack_2afc
 from lipsim_tm.checks import check_bool, check_callable, check_choice, check_int, check_numbers
 from lipsim_tm.data.sharding import ShardedBatches
+from lipsim_tm.files import atomic_write_text
 from lipsim_tm.functional.certificates.policy import check_certificate
 from lipsim_tm.functional.confidence import wilson
 from lipsim_tm.functional.distance import check_distance, lipsim_distance
@@ -60,7 +61,7 @@ class RobustnessReport:
     Attributes:
         triplets: triplets evaluated; ``decided``: those with a majority (``p != 0.5``), the denominator
             of every accuracy.
-        natural: fraction of decided triplets where the metric prefers the majority's image (ties wrong).
+        natural_accuracy: fraction of decided triplets where the metric prefers the majority's image (ties wrong).
         score_2afc: the soft 2AFC score (mean agreement with ``p``, ties 0.5) over all triplets.
         rows: one :class:`RobustnessRow` per budget, in increasing ``eps``.
         attack: the attack's settings; certificate, normalization: the certificate rule and embedding
@@ -72,7 +73,7 @@ class RobustnessReport:
 
     triplets: int
     decided: int
-    natural: float
+    natural_accuracy: float
     score_2afc: float
     rows: tuple[RobustnessRow, ...]
     attack: dict[str, object] = field(default_factory=dict)
@@ -85,21 +86,21 @@ class RobustnessReport:
         """A JSON-serialisable dict (NaN written as ``null``)."""
         data = asdict(self)
         data["rows"] = [{k: _finite(v) for k, v in row.items()} for row in data["rows"]]
-        data["natural"], data["score_2afc"] = _finite(self.natural), _finite(self.score_2afc)
+        data["natural_accuracy"], data["score_2afc"] = _finite(self.natural_accuracy), _finite(self.score_2afc)
         data["image_size"] = None if self.image_size is None else list(self.image_size)
         return data
 
     def save_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON to ``path``; returns the path."""
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n", "robustness report")
         return path
 
     def table(self) -> str:
         """The report as a fixed-width text table (percentages)."""
-        natural, score = self.intervals.get("natural", {}), self.intervals.get("score_2afc", {})
+        natural, score = self.intervals.get("natural_accuracy", {}), self.intervals.get("score_2afc", {})
         lines = [
-            f"triplets: {self.triplets} (decided: {self.decided}); natural accuracy {_pct(self.natural)}"
+            f"triplets: {self.triplets} (decided: {self.decided}); natural accuracy {_pct(self.natural_accuracy)}"
             f"{_ci(natural)}; 2AFC score (soft) {_pct(self.score_2afc)}{_ci(score)};"
             f" normalization {self.normalization}, certificate {self.certificate}"
             + (f"; images {self.image_size[0]}x{self.image_size[1]}, eps in their pixels" if self.image_size else ""),
@@ -169,7 +170,7 @@ def robustness_report(
     Certified accuracy comes from :class:`~lipsim_tm.metrics.Certified2AFCAccuracy`. A triplet counts as
     empirically robust at ``eps`` when it is correct and no attack at a budget ``<= eps`` (smaller budgets
     are feasible at larger ones) made the decision wrong or a tie, re-evaluated on the adversarial images.
-    So ``empirical <= natural`` and the empirical curve decreases with ``eps``; ``certified <= empirical``
+    So ``empirical <= natural_accuracy`` and the empirical curve decreases with ``eps``; ``certified <= empirical``
     holds whenever the certificates are sound.
     """
     eps_values = tuple(sorted(set(check_numbers("epsilons", epsilons))))
@@ -254,8 +255,8 @@ def robustness_report(
         rates["empirical_all"] = robust[1]
     intervals = {
         "method": "95%: Wilson score intervals for accuracies, normal (CLT) interval for the soft 2AFC score",
-        "natural": wilson(round(float(sums.correct_total)), decided).to_dict(),
-        "score_2afc": summary.score.to_dict(),
+        "natural_accuracy": wilson(round(float(sums.correct_total)), decided).to_dict(),
+        "score_2afc": summary.score_2afc.to_dict(),
         "rows": [
             {"eps": eps, **{key: wilson(float(values[k]), decided).to_dict() for key, values in rates.items()}}
             for k, eps in enumerate(eps_values)
@@ -267,8 +268,8 @@ def robustness_report(
         image_size=(int(height), int(width)),
         triplets=len(dataset),
         decided=decided,
-        natural=fraction(round(float(sums.correct_total))),
-        score_2afc=float(_two_afc_compute(sums, eps_values)["2afc"]),
+        natural_accuracy=fraction(round(float(sums.correct_total))),
+        score_2afc=float(_two_afc_compute(sums, eps_values)["score_2afc"]),
         rows=rows,
         attack={"method": method, "steps": steps, "restarts": restarts, "norm": "l2", "seed": seed},
         certificate=options["certificate"],

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from lipsim_tm.checks import check_int
-from lipsim_tm.models.checkpoints.io import atomic_torch_save, read_checkpoint
+from lipsim_tm.files import atomic_torch_save
+from lipsim_tm.models.checkpoints.io import read_checkpoint
 
 CHECKPOINT_FORMAT = "lipsim-tm-train/1"
 _NAME = re.compile(r"^checkpoint-(\d{9})\.pt$")
@@ -77,7 +78,7 @@ class CheckpointManager:
         """Write ``state`` atomically as the checkpoint of ``step``, then prune to the last ``keep_last``."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path_for(step)
-        atomic_torch_save({"format": CHECKPOINT_FORMAT, **state}, path)
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, **state}, path, "training checkpoint")
         for old in self.checkpoints()[: -self.keep_last]:
             old.unlink(missing_ok=True)
         return path
@@ -85,7 +86,7 @@ class CheckpointManager:
 
 def load_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint written by :class:`CheckpointManager` (weights-only), checking its format."""
-    state = read_checkpoint(path)
+    state = read_checkpoint(path, "training checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{os.fspath(path)!r} is not a training checkpoint ({CHECKPOINT_FORMAT!r}), found {found!r}")

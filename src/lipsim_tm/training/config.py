@@ -39,7 +39,8 @@ def setting(
     shapes_training: bool = True,
     choices: tuple[str, ...] | None = None,
     flag: str | None = None,
-    parse: Callable[[str], Any] | None = None,
+    old_flag: str | None = None,
+    parse: Callable[[str], Any] | str | None = None,
     metavar: str | tuple[str, ...] | None = None,
     shown_default: str | None = None,
     factory: Callable[[], Any] | None = None,
@@ -51,8 +52,9 @@ def setting(
         group: the ``--help`` group, one of :data:`GROUPS`.
         shapes_training: False for settings that may change when a run is resumed without changing what is
             trained (where files go, how progress is shown, workers, device, evaluation batching, caches).
-        choices, metavar: as in ``argparse``; ``flag``: the option's name (default ``--field-name``);
-            ``parse``: the argparse type (default from the annotation).
+        choices, metavar: as in ``argparse``; ``flag``: the option's name (default ``--field-name``); ``old_flag``:
+            its earlier name, still accepted with a note; ``parse``: the argparse type (default from the annotation;
+            ``"eps"``: an l2 budget such as ``36/255``).
     """
     metadata = {
         "help": help,
@@ -60,6 +62,7 @@ def setting(
         "shapes_training": shapes_training,
         "choices": choices,
         "flag": flag,
+        "old_flag": old_flag,
         "parse": parse,
         "metavar": metavar,
         "shown_default": shown_default,
@@ -86,7 +89,12 @@ class TrainConfig:
     #: The stage's name: the progress label and the export's training kind.
     stage: ClassVar[str] = "train"
 
-    output_dir: str = setting(help="folder for checkpoints/, log.csv, eval.csv and export.pt", shapes_training=False)
+    output_dir: str = setting(
+        flag="--out",
+        old_flag="--output-dir",
+        shapes_training=False,
+        help="the run's folder: checkpoints/, log.csv, eval.csv and export.pt",
+    )
     model: str = setting(
         "small",
         help="student architecture: a named LipSim configuration (" + ", ".join(NAMED_CONFIGS) + ")",
@@ -138,7 +146,13 @@ class TrainConfig:
         "float32", group="optimisation", choices=DTYPES, help="parameter dtype (float64 for exact comparisons)"
     )
     seed: int = setting(0, help="seed of the initialisation, data order, crops and jitter")
-    num_workers: int = setting(0, shapes_training=False, help="data-loading worker processes per training process")
+    num_workers: int = setting(
+        0,
+        flag="--workers",
+        old_flag="--num-workers",
+        shapes_training=False,
+        help="data-loading worker processes per training process",
+    )
     device: str = setting(
         "auto",
         choices=DEVICES,
@@ -159,15 +173,15 @@ class TrainConfig:
         None,
         shapes_training=False,
         metavar="latest|auto|PATH",
-        help="continue from a training checkpoint: 'latest' (the newest in --output-dir, error if none), 'auto'"
+        help="continue from a training checkpoint: 'latest' (the newest in --out, error if none), 'auto'"
         " (the newest if any, else start fresh) or a checkpoint file; every setting that shapes training must"
         " equal the checkpoint's (see --allow-changed-settings)",
     )
     overwrite: bool = setting(
         False,
         shapes_training=False,
-        help="start afresh in an --output-dir that holds an earlier run, after moving that run aside to"
-        " OUTPUT_DIR.previous-<UTC time> (nothing is deleted); without it such a folder is refused",
+        help="start afresh in an --out folder that holds an earlier run, after moving that run aside to"
+        " OUT.previous-<UTC time> (nothing is deleted); without it such a folder is refused",
     )
     allow_changed_settings: bool = setting(
         False,
@@ -313,7 +327,8 @@ class FinetuneConfig(TrainConfig):
     """2AFC fine-tuning with the hinge loss on ``d0 - d1`` (official: margin 0.5 or 0.2, batch 32, 1 epoch).
 
     ``image_size``: the side the triplets are read at (training and evaluation), and so the pixel space of the
-    evaluation's certified radii (default: the model's input size).
+    evaluation's certified radii (default: the dataset's own resolution, NIGHTS 224 and BAPPS 64; synthetic
+    triplets: the model's input size).
 
     ``norm_weight * mean(relu(norm_floor - ||f(x)||))`` is added to the loss when ``norm_weight > 0``:
     hinge-only training shrinks the embedding norms, and with them the norm-aware certificates.
@@ -345,11 +360,16 @@ class FinetuneConfig(TrainConfig):
     eval_radii: tuple[float, ...] = setting(
         PAPER_EPSILONS,
         group="data",
-        help="l2 radii (pixels in [0, 1]) of the certified 2AFC scores",
+        flag="--eval-eps",
+        old_flag="--eval-radii",
+        parse="eps",
+        help="l2 budgets (pixels in [0, 1], numbers or fractions such as 36/255) of the certified 2AFC scores",
         shown_default="36/255 72/255 108/255",
     )
     eval_batch_size: int = setting(64, group="data", shapes_training=False, help="evaluation batch size")
-    eval_max_triplets: int | None = setting(None, group="data", help="evaluate on at most this many triplets")
+    eval_max_triplets: int | None = setting(
+        None, group="data", flag="--eval-limit", old_flag="--eval-max-triplets", help="evaluate the first N triplets"
+    )
     synthetic_length: int = setting(2000, group="data", help="synthetic: training triplets")
     synthetic_val_length: int = setting(500, group="data", help="synthetic: validation triplets")
     synthetic_families: tuple[str, ...] = setting(
@@ -381,9 +401,9 @@ class FinetuneConfig(TrainConfig):
     image_size: int | None = setting(
         None,
         group="data",
-        help="side the triplets are read at for training and evaluation; the certified radii in eval.csv are in"
-        " these pixels, as lipsim certify's --image-size",
-        shown_default="the model's input size",
+        help="side the triplets are read at for training and evaluation, and the space the certified radii in"
+        " eval.csv are measured in (as lipsim certify's and lipsim robustness's --image-size)",
+        shown_default="nights 224, bapps 64, synthetic: the model's input size",
     )
 
     def __post_init__(self) -> None:

@@ -25,6 +25,9 @@ from lipsim_tm.training.config import FinetuneConfig
 from lipsim_tm.training.evaluation import evaluate_2afc
 from lipsim_tm.training.trainer import TrainResult, build_student, train
 
+#: The side triplets of each dataset are read at by default (their own resolution): eps is in those pixels.
+NATIVE_SIZES: dict[str, int] = {"nights": NightsDataset.NATIVE_SIZE, "bapps": BAPPS2AFCDataset.NATIVE_SIZE}
+
 
 def hinge_2afc_loss(d0: Tensor, d1: Tensor, p: Tensor, margin: float) -> Tensor:
     """Mean hinge loss ``max(0, margin - (d0 - d1) * (2 round(p) - 1))`` over ``(N,)`` inputs."""
@@ -132,7 +135,7 @@ def run_finetune(
         raise TypeError(f"config must be a FinetuneConfig, got {type(config).__name__}")
     context = context or init_distributed(config.device)
     model = build_student(config)
-    image_size = config.image_size or model.config.input_size
+    image_size = config.image_size or NATIVE_SIZES.get(config.dataset, model.config.input_size)
     if train_dataset is None:
         train_dataset, default_val = build_2afc_datasets(config, image_size)
         val_dataset = val_dataset if val_dataset is not None else default_val

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from lipsim_tm.checks import check_callable
-from lipsim_tm.models.checkpoints.io import atomic_torch_save, read_checkpoint
+from lipsim_tm.files import atomic_torch_save
+from lipsim_tm.models.checkpoints.io import read_checkpoint
 
 Teacher = Callable[[Tensor], Tensor]
 
@@ -69,7 +70,7 @@ class TeacherCache:
         for key in keys:
             path, full = self._path(key)
             if path.is_file():
-                stored = read_checkpoint(path)
+                stored = read_checkpoint(path, "teacher-cache entry")
                 if not isinstance(stored, dict) or stored.get("key") != full:
                     raise ValueError(f"teacher cache file {path} does not hold the embedding of {key!r}")
                 found.append(stored["embedding"])
@@ -86,7 +87,9 @@ class TeacherCache:
             for i, embedding in zip(missing, computed, strict=True):
                 path, full = self._path(keys[i])
                 path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_torch_save({"key": full, "embedding": embedding.detach().cpu().clone()}, path)
+                atomic_torch_save(
+                    {"key": full, "embedding": embedding.detach().cpu().clone()}, path, "teacher-cache entry"
+                )
                 found[i] = embedding.detach()
         device = images.device
         return torch.stack([e.to(device) for e in found])  # type: ignore[union-attr]

@@ -34,6 +34,7 @@ from lipsim_tm.distributed import (
     unwrap_model,
     wrap_model,
 )
+from lipsim_tm.files import WriteError
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.checkpoints.export import config_to_dict
 from lipsim_tm.training.checkpointing import (
@@ -105,8 +106,8 @@ def _claim_output_dir(config: TrainConfig, out: Path, resuming: bool, context: D
     previous = [] if resuming else _previous_run(out)
     if previous and not config.overwrite:
         raise ValueError(
-            f"output_dir {str(out)!r} holds an earlier run ({', '.join(previous)}): pass --resume latest to continue"
-            " it, --overwrite to move it aside and start afresh, or another --output-dir"
+            f"the run folder {str(out)!r} holds an earlier run ({', '.join(previous)}): pass --resume latest to"
+            " continue it, --overwrite to move it aside and start afresh, or another --out"
         )
     barrier(context)  # every rank has looked before rank 0 moves anything
     if previous and context.is_main:
@@ -290,7 +291,13 @@ class _Run:
             }
             if self.scaler is not None:
                 state["scaler"] = self.scaler.state_dict()
-            self.result.last_checkpoint = self.manager.save(state, self.step)
+            try:
+                self.result.last_checkpoint = self.manager.save(state, self.step)
+            except WriteError as error:
+                last = self.manager.latest()
+                resume = f"from {last.name}" if last is not None else "from the start (no checkpoint was saved yet)"
+                hint = f"free space (or raise the limit), then --resume latest continues {resume}"
+                raise WriteError(f"{error}\n{hint}", error.errno) from error
         self.saved_step = self.step
 
     def _optimiser_step(self, batch: list[Any], step_fn: StepFn) -> Tensor:

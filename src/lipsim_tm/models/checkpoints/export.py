@@ -19,8 +19,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from lipsim_tm.files import atomic_torch_save
 from lipsim_tm.models.backbone import LipSimBackbone, LipSimConfig
-from lipsim_tm.models.checkpoints.io import atomic_torch_save, file_sha256, read_checkpoint
+from lipsim_tm.models.checkpoints.io import file_sha256, read_checkpoint
 from lipsim_tm.models.checkpoints.strict import load_state_strict
 
 EXPORT_FORMAT = "lipsim-tm-export/1"
@@ -112,7 +113,7 @@ def save_export(
         "weights_sha256": state_dict_sha256(state),
         "metadata": _check_plain(dict(metadata or {}), "metadata"),
     }
-    atomic_torch_save(payload, path)
+    atomic_torch_save(payload, path, "export")
     return file_sha256(path)
 
 
@@ -157,4 +158,4 @@ def load_export(path: str | os.PathLike[str]) -> tuple[LipSimBackbone, dict]:
         FileNotFoundError: ``path`` does not exist.
         ValueError: unreadable file, not an export, or a verification failure (see :func:`backbone_from_export`).
     """
-    return backbone_from_export(read_checkpoint(path), source=f"export {os.fspath(path)!r}")
+    return backbone_from_export(read_checkpoint(path, "export"), source=f"export {os.fspath(path)!r}")

@@ -1,0 +1,136 @@
+"""Writing files so that a failure never leaves a partial file nor costs the previous good one, and says why.
+
+Every writer of the package (checkpoints, exports, teacher-cache entries, galleries, reports, scores files,
+downloads) writes through :func:`atomic_file`: a temporary file in the target's folder, flushed and fsynced, then
+``os.replace``-d onto the target, so a reader sees the old file or the complete new one, never a part. A failure
+of the file system (no space, the file-size limit, a read-only folder, a quota, no permission) becomes a
+:class:`WriteError` that names the file and the cause in words.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+#: File-system failures a user can act on, in words.
+CAUSES: dict[int, str] = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "the file would exceed the file-size limit (ulimit -f)",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+class WriteError(OSError):
+    """A file could not be written; the message names it, says why, and that the previous file is kept. ``errno``
+    is the operating system's code (``errno.ENOSPC``, ...); ``str()`` is the message alone."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = code
+
+
+def default_file_mode() -> int:
+    """The mode ``open()`` gives a new file here: ``0o666`` less the process umask (read without changing it,
+    where the platform allows; else ``0o644``)."""
+    try:
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("Umask:"))
+        return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, StopIteration, ValueError):
+        return 0o644
+
+
+def write_error(path: Path, error: OSError, what: str) -> WriteError:
+    """``error`` (a failed write of ``what`` at ``path``) as a :class:`WriteError` in words."""
+    cause = CAUSES.get(error.errno or 0, error.strerror or str(error))
+    return WriteError(
+        f"cannot write the {what} {path}: {cause}; nothing was written"
+        + (f" and the previous {path.name} is kept" if path.exists() else ""),
+        error.errno,
+    )
+
+
+def check_writable(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a ``Path`` if a file can be written there (checked before any work starts): not a folder, and its
+    folder exists or can be created, and is writable. Raises ``IsADirectoryError`` or :class:`WriteError`."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"the {what} must be a file, got the folder {path}")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(path, error, what) from error
+    if not os.access(folder, os.W_OK):
+        raise write_error(path, PermissionError(errno.EACCES, "permission denied"), what)
+    return path
+
+
+class _Recorder:
+    """A file's ``write`` that remembers the ``OSError`` it raised (``torch.save`` reports it as a RuntimeError)."""
+
+    def __init__(self, handle: IO[Any]) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], what: str, *, text: bool = False) -> Iterator[IO[Any]]:
+    """A file to write ``what`` (e.g. "checkpoint") at ``path`` in, replacing ``path`` only when the block ends
+    without an error; on any error the temporary file is removed and ``path`` is untouched. The new file gets the
+    permissions of any newly created file (``0o666`` less the umask), not a temporary file's ``0o600``."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"the {what} must be a file, got the folder {path}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write the {what} {path}: its folder {path.parent} does not exist")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise write_error(path, error, what) from error
+    recorder = None
+    try:
+        os.fchmod(fd, default_file_mode())
+        with os.fdopen(fd, "w" if text else "wb", encoding="utf-8" if text else None) as handle:
+            recorder = _Recorder(handle)
+            yield recorder  # type: ignore[misc]
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        cause = error if isinstance(error, OSError) else getattr(recorder, "error", None)
+        if cause is not None and not isinstance(cause, WriteError) and cause.errno in CAUSES:
+            raise write_error(path, cause, what) from error
+        raise
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike[str], what: str = "file") -> None:
+    """``torch.save(obj)`` to ``path`` through :func:`atomic_file`."""
+    import torch
+
+    with atomic_file(path, what) as handle:
+        torch.save(obj, handle)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, what: str = "file") -> None:
+    """``text`` (UTF-8) to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path, what, text=True) as handle:
+        handle.write(text)

@@ -3,11 +3,12 @@
 
 ``pinned_outputs.json`` was written by this file (``LIPSIM_WRITE_PINS=1 pytest tests/test_pinned_outputs.py``)
 on commit e00f7d5, before the functional core of issue 24 replaced the copies of the pipeline; the restructured
-package must give the same numbers. Issue 25 gave each number one name everywhere; its renames were applied to the
-pinned keys, never to the values ("2afc" and "natural_2afc" -> "score_2afc", a robustness report's "natural" ->
-"natural_accuracy", 2afc's candidates "x0"/"x1" -> "img0"/"img1"), and certify's JSON gained "dropped_for_votes". The float64 network makes the metric and functional numbers reproducible
-across torch releases to ~1e-12; the command line reads images as float32 and runs a float32 network, so its
-numbers are compared to float32 rounding.
+package must give the same numbers. Issue 25 gave each number one name everywhere; its renames were applied to
+the pinned keys, never to the values ("2afc" and "natural_2afc" -> "score_2afc", a robustness report's "natural"
+-> "natural_accuracy", 2afc's candidates "x0"/"x1" -> "img0"/"img1"), and certify's JSON gained
+"dropped_for_votes". The float64 network makes the metric and functional numbers reproducible across torch
+releases to ~1e-12; the command line reads images as float32 and runs a float32 network, so its numbers are
+compared to float32 rounding.
 """
 
 from __future__ import annotations

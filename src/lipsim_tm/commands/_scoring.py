@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from lipsim_tm.commands._report import Progress, describe_error, json_safe
+from lipsim_tm.commands._report import Progress, describe_error, json_safe, write_json
 from lipsim_tm.commands._runtime import file_features
 from lipsim_tm.data.images import image_shape, read_image
 from lipsim_tm.data.sharding import ShardedBatches
-from lipsim_tm.data.tables import FileSet
+from lipsim_tm.data.tables import FileSet, Listing
 from lipsim_tm.distributed import DistributedContext, any_rank, gather_lists
 from lipsim_tm.files import atomic_file, check_writable
 from lipsim_tm.models.backbone import LipSimBackbone
@@ -181,8 +182,37 @@ def _cell(value: Any) -> Any:
     return repr(value) if isinstance(value, float) else value
 
 
-def list_left_out(left_out: dict[str, list[str]], stream: Any, limit: int = 20) -> None:
-    """Say what a listing left out (names on one side only, rows without enough votes), at most ``limit`` each."""
-    for reason, names in left_out.items():
-        shown = ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+def report_rows(
+    command: str,
+    scored: Scored,
+    listing: Listing,
+    columns: Sequence[str],
+    summary: dict[str, Any],
+    lines: Sequence[str],
+    *,
+    out: Path | None,
+    as_json: bool,
+) -> int:
+    """The end of a run of many items: the rows (to ``out``, else CSV on standard output), then the ``summary``
+    (JSON) or its text ``lines`` with what the listing left out (on standard error when the rows took standard
+    output). Exit status 1 when an item failed. A run stopped at its first failure writes no rows file."""
+    failure = next((row["error"] for row in scored.rows if row["error"]), "")
+    if scored.stopped:
+        print(f"lipsim {command}: error: {failure}", file=sys.stderr)
+        print("  stopped at the first failure (--on-error stop); no rows were written", file=sys.stderr)
+        return 1
+    if out is not None:
+        write_rows(out, scored.rows, columns)
+    elif not as_json:
+        sys.stdout.write(rows_as_csv(scored.rows, columns))
+    summary = {**summary, "left_out": listing.left_out, "out": None if out is None else str(out)}
+    if as_json:
+        rows = [{c: row.get(c) for c in columns} for row in scored.rows]
+        write_json({**summary, **({} if out is not None else {"rows": rows})}, None)
+        return 1 if scored.failed else 0
+    stream = sys.stdout if out is not None else sys.stderr
+    for reason, names in listing.left_out.items():
+        shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
         print(f"left out, {reason}: {len(names)}: {shown}", file=stream)
+    print("\n".join(lines) + (f"\nrows in {out}" if out is not None else ""), file=stream)
+    return 1 if scored.failed else 0

@@ -8,7 +8,6 @@ table (``--pairs pairs.csv``, columns ``image_a,image_b``): every pair goes thro
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,39 +170,14 @@ def _print_pair(args: argparse.Namespace, row: dict[str, Any], describe_eps: Any
 
 
 def _report_many(args: argparse.Namespace, listing: Any, scored: Any, out: Path | None) -> int:
-    from lipsim_tm.commands._report import write_json
-    from lipsim_tm.commands._scoring import list_left_out, rows_as_csv, write_rows
+    from lipsim_tm.commands._scoring import report_rows
     from lipsim_tm.functional.confidence import mean_interval
 
     bounds = [f"{side}@{eps:.4g}" for eps in args.eps for side in ("lower", "upper")]
-    columns = ["image_a", "image_b", "distance", *bounds, "error"]
     values = [row["distance"] for row in scored.rows if not row["error"]]
     mean = mean_interval(sum(values), sum(v * v for v in values), len(values), clip=(0.0, 2.0))
-    summary = {
-        "pairs": len(listing.items),
-        "scored": len(values),
-        "failed": scored.failed,
-        "stopped": scored.stopped,
-        "mean_distance": mean.to_dict(),
-        "left_out": listing.left_out,
-        "out": None if out is None else str(out),
-    }
-    if out is not None:
-        write_rows(out, scored.rows, columns)
-    elif not args.json:
-        sys.stdout.write(rows_as_csv(scored.rows, columns))
-    stream = sys.stdout if out is not None or args.json else sys.stderr
-    if args.json:
-        rows = [{c: row.get(c) for c in columns} for row in scored.rows]
-        write_json({**summary, **({} if out is not None else {"rows": rows})}, None)
-    else:
-        list_left_out(listing.left_out, stream)
-        interval = "n/a" if not values else f"{mean.value:.6f} [95%: {mean.low:.6f}, {mean.high:.6f}]"
-        print(
-            f"scored {len(values)} of {len(listing.items)} pairs ({scored.failed} failed"
-            + (", stopped at the first failure" if scored.stopped else "")
-            + f"); mean distance {interval}"
-            + (f"; rows in {out}" if out is not None else ""),
-            file=stream,
-        )
-    return 1 if scored.failed else 0
+    summary = {"pairs": len(listing.items), "scored": len(values), "failed": scored.failed, "mean": mean.to_dict()}
+    interval = "n/a" if not values else f"{mean.value:.6f} [95%: {mean.low:.6f}, {mean.high:.6f}]"
+    line = f"scored {len(values)} of {len(listing.items)} pairs ({scored.failed} failed); mean distance {interval}"
+    columns = ["image_a", "image_b", "distance", *bounds, "error"]
+    return report_rows("distance", scored, listing, columns, summary, [line], out=out, as_json=args.json)

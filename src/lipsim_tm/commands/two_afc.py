@@ -8,7 +8,6 @@ accuracy at each eps, with 95% intervals. Every triplet goes through one engine 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -183,42 +182,23 @@ def _print_triplet(args: argparse.Namespace, row: dict[str, Any]) -> int:
 
 
 def _report_many(args: argparse.Namespace, listing: Any, scored: Any, out: Path | None, counts: Any) -> int:
-    from lipsim_tm.commands._report import summary_table, write_json
-    from lipsim_tm.commands._scoring import list_left_out, rows_as_csv, write_rows
+    from lipsim_tm.commands._report import summary_table
+    from lipsim_tm.commands._scoring import report_rows
     from lipsim_tm.functional.two_afc import _two_afc_summary
 
     judged = ["target", "correct"] if counts is not None else []
     columns = [*COLUMNS, *judged, "closer", "d0", "d1", "radius_reference", "radius_all", "error"]
-    summary = _two_afc_summary(counts, args.eps) if counts is not None else None
+    report = _two_afc_summary(counts, args.eps) if counts is not None else None
     ties = sum(1 for row in scored.rows if not row["error"] and row["closer"] == "tie")
-    report = {
+    scored_count = len(listing.items) - scored.failed
+    summary = {
         "triplets": len(listing.items),
-        "scored": len(listing.items) - scored.failed,
+        "scored": scored_count,
         "failed": scored.failed,
-        "stopped": scored.stopped,
         "ties": ties,
         "certificate": args.certificate,
-        "report": None if summary is None else summary.to_dict(),
-        "left_out": listing.left_out,
-        "out": None if out is None else str(out),
+        "report": None if report is None else report.to_dict(),
     }
-    if out is not None:
-        write_rows(out, scored.rows, columns)
-    elif not args.json:
-        sys.stdout.write(rows_as_csv(scored.rows, columns))
-    stream = sys.stdout if out is not None or args.json else sys.stderr
-    if args.json:
-        rows = [{c: row.get(c) for c in columns} for row in scored.rows]
-        write_json({**report, **({} if out is not None else {"rows": rows})}, None)
-        return 1 if scored.failed else 0
-    list_left_out(listing.left_out, stream)
-    print(
-        f"scored {report['scored']} of {len(listing.items)} triplets ({scored.failed} failed"
-        + (", stopped at the first failure" if scored.stopped else "")
-        + f"); {ties} ties"
-        + (f"; rows in {out}" if out is not None else ""),
-        file=stream,
-    )
-    if summary is not None:
-        print("\n".join(summary_table([("triplets", summary)], {})), file=stream)
-    return 1 if scored.failed else 0
+    lines = [f"scored {scored_count} of {len(listing.items)} triplets ({scored.failed} failed); {ties} ties"]
+    lines += summary_table([("triplets", report)], {}) if report is not None else []
+    return report_rows("2afc", scored, listing, columns, summary, lines, out=out, as_json=args.json)

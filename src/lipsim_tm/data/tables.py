@@ -60,7 +60,7 @@ def _read_rows(table: Path, required: Sequence[str]) -> tuple[list[str], list[tu
         missing = [name for name in required if name not in header]
         if missing:
             raise ValueError(
-                f"{table}: the header must name the columns {list(required)}, missing {missing}; found {header}"
+                f"{table}: the header must name the columns {list(required)}; missing {missing}, found {header}"
             )
         reader.fieldnames = header
         rows = [(line, row) for line, row in enumerate(reader, start=2)]

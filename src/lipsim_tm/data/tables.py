@@ -79,14 +79,24 @@ def _number(table: Path, line: int, column: str, text: str | None, low: float, h
     return value
 
 
+def _paths(
+    table: Path, line: int, row: dict[str, str | None], columns: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[Path, ...]]:
+    names = tuple((row[c] or "").strip() for c in columns)
+    for column, name in zip(columns, names):
+        if not name:
+            raise ValueError(f"{table}:{line}: column {column} is empty; expected an image path")
+    return names, tuple(_resolve(table.parent, name) for name in names)
+
+
 def read_pairs(table: str | os.PathLike[str]) -> Listing:
     """The pairs of a CSV table with columns ``image_a``, ``image_b`` (paths absolute or relative to its folder)."""
     table = Path(table)
     _, rows = _read_rows(table, PAIR_COLUMNS)
     items = []
     for line, row in rows:
-        names = tuple(row[c] or "" for c in PAIR_COLUMNS)
-        items.append(FileSet(names, tuple(_resolve(table.parent, n) for n in names), line=line))
+        names, paths = _paths(table, line, row, PAIR_COLUMNS)
+        items.append(FileSet(names, paths, line=line))
     return Listing(items)
 
 
@@ -105,8 +115,8 @@ def read_triplets(table: str | os.PathLike[str], *, min_votes: int | None = None
             dropped.append(f"line {line}")
             continue
         target = None if "target" not in header else _number(table, line, "target", row["target"], 0.0, 1.0)
-        names = tuple(row[c] or "" for c in TRIPLET_COLUMNS)
-        items.append(FileSet(names, tuple(_resolve(table.parent, n) for n in names), target, line))
+        names, paths = _paths(table, line, row, TRIPLET_COLUMNS)
+        items.append(FileSet(names, paths, target, line))
     if not items:
         raise ValueError(f"{table}: no triplet has at least {min_votes} votes ({len(dropped)} rows dropped)")
     return Listing(items, {"votes": dropped} if dropped else {})

@@ -1,4 +1,6 @@
-"""Writing files so that a failure never leaves a partial file nor costs the previous good one, and says why.
+"""Paths users give, checked before any work (:func:`check_file`, :func:`check_folder`, :func:`check_writable`,
+:func:`make_folder`), and writing files so that a failure never leaves a partial file nor costs the previous good
+one, and says why.
 
 Every writer of the package (checkpoints, exports, teacher-cache entries, galleries, reports, scores files,
 downloads) writes through :func:`atomic_file`: a temporary file in the target's folder, flushed and fsynced, then
@@ -25,6 +27,7 @@ CAUSES: dict[int, str] = {
     errno.EROFS: "the file system is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a part of its path is a file, not a folder",
 }
 
 
@@ -56,6 +59,47 @@ def write_error(path: Path, error: OSError, what: str) -> WriteError:
         + (f" and the previous {path.name} is kept" if path.exists() else ""),
         error.errno,
     )
+
+
+def _article(what: str) -> str:
+    return f"{'an' if what[0].lower() in 'aeiou' else 'a'} {what}"
+
+
+def check_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a ``Path`` if it is an existing file (``what``: "image file", "CSV table", ...); else
+    ``IsADirectoryError`` (a folder) or ``FileNotFoundError``, naming ``what`` and ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"expected {_article(what)}, got the folder {path}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def check_folder(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a ``Path`` if it is an existing folder (``what``: "image folder", "data folder", ...); else
+    ``NotADirectoryError`` (a file) or ``FileNotFoundError``, naming ``what`` and ``path``."""
+    path = Path(path)
+    if path.is_file():
+        raise NotADirectoryError(f"expected {_article(what)}, got the file {path}")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def make_folder(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a ``Path``, an output folder created if needed (with its parents) and writable; else
+    ``NotADirectoryError`` (it is a file) or :class:`WriteError` (it cannot be created or written)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"expected {_article(what)}, got the file {path}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(path, error, what) from error
+    if not os.access(path, os.W_OK):
+        raise write_error(path, PermissionError(errno.EACCES, "permission denied"), what)
+    return path
 
 
 def check_writable(path: str | os.PathLike[str], what: str) -> Path:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lipsim_tm.files import atomic_file
+
 MATPLOTLIB_MISSING = (
     "matplotlib is not installed, so no plot was written; install it with `pip install lipsim-tm[plot]`"
     " (the table and JSON do not need it)"
@@ -95,10 +97,12 @@ def line_figure(
 
 
 def save_png(figure: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``figure`` as a PNG at ``path`` (parent folders created) and return the path."""
+    """Write ``figure`` as a PNG at ``path`` (parent folders created; atomically, see
+    :func:`~lipsim_tm.files.atomic_file`) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
+    with atomic_file(path, "plot") as handle:
+        figure.savefig(handle, format="png")
     return path
 
 

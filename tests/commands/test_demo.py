@@ -165,7 +165,7 @@ def test_output_that_is_a_file_exits_2(tmp_path, capsys):
     target.write_text("x")
     code, _, err = run_cli(["demo", "--weights", WEIGHTS, "--out", str(target)], capsys)
     assert code == 2
-    assert f"--out must be a folder, got the file {target}" in err
+    assert f"expected an output folder, got the file {target}" in err
 
 
 def test_demo_without_matplotlib_writes_the_report_and_says_what_to_install(tmp_path, capsys, monkeypatch):

@@ -47,7 +47,7 @@ def test_extra_columns_and_column_order_do_not_matter(tmp_path: Path) -> None:
 )
 def test_bad_pair_tables_name_table_line_and_column(tmp_path: Path, text: str, message: str) -> None:
     table = _write(tmp_path / "p.csv", text)
-    with pytest.raises(ValueError, match="p.csv") as caught:
+    with pytest.raises(ValueError, match=r"p\.csv") as caught:
         read_pairs(table)
     assert message in str(caught.value)
 

@@ -248,7 +248,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_directory_is_not_a_checkpoint(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="is not a regular file"):
+    with pytest.raises(IsADirectoryError, match="expected a checkpoint file, got the folder"):
         load_backbone(tmp_path)
 
 

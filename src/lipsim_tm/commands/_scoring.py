@@ -43,7 +43,7 @@ def check_rows_file(path: str | None) -> Path | None:
     """``--out`` checked before any work: a ``.csv`` or ``.jsonl`` file that can be written."""
     if path is None:
         return None
-    if Path(path).suffix.lower() not in ROW_FORMATS:
+    if Path(path).suffix.lower() not in ROW_FORMATS and not Path(path).is_dir():
         raise ValueError(f"--out must name a .csv or .jsonl file (one row per item), got {path}")
     return check_writable(path, "scores file")
 

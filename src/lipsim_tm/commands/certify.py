@@ -21,7 +21,7 @@ from lipsim_tm.commands._options import (
     positive_int,
 )
 from lipsim_tm.commands._report import Progress, summary_table, write_json
-from lipsim_tm.files import check_writable
+from lipsim_tm.files import check_folder, check_writable
 
 if TYPE_CHECKING:
     from lipsim_tm.distributed import DistributedContext
@@ -232,8 +232,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         check_writable(args.out, "JSON report")
-    if not Path(args.data_dir).is_dir():
-        raise FileNotFoundError(f"data folder not found: {args.data_dir}")
+    check_folder(args.data_dir, "data folder")
     with evaluation_processes(args.device) as processes:
         return _certify(args, processes)
 

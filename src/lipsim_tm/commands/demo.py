@@ -27,6 +27,7 @@ from lipsim_tm.checks import check_int
 from lipsim_tm.commands._options import add_network_arguments, add_progress_argument, positive_int
 from lipsim_tm.commands._report import Progress, describe_eps, write_json
 from lipsim_tm.commands._runtime import file_features, load_network
+from lipsim_tm.files import make_folder
 from lipsim_tm.models.backbone import LipSimBackbone
 
 #: Certificate rules compared: the published 1-Lipschitz rule and the norm-aware one.
@@ -198,9 +199,7 @@ def run_demo(
     """
     check_int("triplets", triplets, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out must be a folder, got the file {out}")
+    out = make_folder(out, "output folder")
     start = time.perf_counter()
     with shipped_photos() as photos:
         two_afc = _two_afc_part(
@@ -214,7 +213,6 @@ def run_demo(
         "severity": severity,
         "seconds": time.perf_counter() - start,
     }
-    out.mkdir(parents=True, exist_ok=True)
     write_json(report, out / "report.json")
     _plot(two_afc, out / "certified_accuracy.png", triplets)
     return report

@@ -18,6 +18,7 @@ from lipsim_tm.commands._options import (
     add_network_arguments,
     add_scoring_arguments,
 )
+from lipsim_tm.files import check_file
 
 DESCRIPTION = (
     "The LipSim distance between image files (any size and mode Pillow reads; grey files stay one channel, others"
@@ -71,10 +72,7 @@ def _listing(args: argparse.Namespace) -> tuple[Any, bool]:
     if any(folders):
         folder = given[folders.index(True)]
         raise ValueError(f"{folder} is a folder but the other is not: give two files or two folders")
-    for path in given:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
-    return Listing([FileSet(tuple(given), tuple(Path(p) for p in given))]), True
+    return Listing([FileSet(tuple(given), tuple(check_file(p, "image file") for p in given))]), True
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lipsim_tm.commands._options import add_examples, add_network_arguments, add_output_arguments, positive_int
-from lipsim_tm.files import check_writable
+from lipsim_tm.files import check_file, check_writable
 
 #: Normalisations a gallery may use: both 1-Lipschitz (certified retrieval needs one).
 GALLERY_NORMALIZATIONS: tuple[str, ...] = ("augment", "ball")
@@ -109,7 +109,6 @@ def run_index(args: argparse.Namespace) -> int:
         labels=[path.relative_to(root).as_posix() for path in files],
         source=_weights_identity(backbone, str(args.weights)),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     gallery.save(out)
     print(f"indexed {len(files)} images from {root} in {seconds:.1f} s ({len(files) / seconds:.1f} images/s): {out}")
     return 0
@@ -118,16 +117,18 @@ def run_index(args: argparse.Namespace) -> int:
 def run_query(args: argparse.Namespace) -> int:
     from lipsim_tm.commands._report import write_json
     from lipsim_tm.commands._runtime import load_network
-    from lipsim_tm.data.images import read_image
+    from lipsim_tm.data.images import IMAGE_EXTENSIONS, read_image
     from lipsim_tm.retrieval import Embedder, EmbeddingGallery
 
+    if Path(args.gallery).suffix.lower() in IMAGE_EXTENSIONS:
+        raise ValueError(
+            f"{args.gallery} is an image, not a gallery\nthe gallery comes first: lipsim retrieve query GALLERY IMAGE"
+            " [IMAGE ...]"
+        )
     if args.out is not None:
         check_writable(args.out, "JSON report")
     for name in args.queries:  # cheap checks before the gallery and the network load
-        if Path(name).is_dir():
-            raise IsADirectoryError(f"expected a query image file, got the folder {name}")
-        if not Path(name).is_file():
-            raise FileNotFoundError(f"query image file not found: {name}")
+        check_file(name, "query image file")
     gallery = EmbeddingGallery.load(args.gallery)
     if gallery.labels is None or gallery.source is None or gallery.normalization is None:
         raise ValueError(f"{args.gallery} has no image names or weights record: build it with 'lipsim retrieve index'")

@@ -18,6 +18,7 @@ from lipsim_tm.commands._options import (
     add_renamed,
     positive_int,
 )
+from lipsim_tm.files import check_folder, make_folder
 
 if TYPE_CHECKING:
     from lipsim_tm.distributed import DistributedContext
@@ -88,11 +89,8 @@ def _dataset(args: argparse.Namespace, model_size: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     from lipsim_tm.commands._runtime import evaluation_processes
 
-    output = Path(args.out)
-    if output.exists() and not output.is_dir():
-        raise NotADirectoryError(f"--out must be a folder (robustness.json and .png go in it), got the file {output}")
-    if not Path(args.data_dir).is_dir():
-        raise FileNotFoundError(f"data folder not found: {args.data_dir}")
+    check_folder(args.data_dir, "data folder")
+    output = make_folder(args.out, "output folder (for robustness.json and .png)")
     with evaluation_processes(args.device) as processes:
         return _report(args, processes, output)
 
@@ -132,7 +130,6 @@ def _report(args: argparse.Namespace, processes: DistributedContext, output: Pat
     if not processes.is_main:
         return 0
     print(report.table())
-    output.mkdir(parents=True, exist_ok=True)
     print(f"wrote {report.save_json(output / 'robustness.json')}")
     try:
         print(f"wrote {plot_report(report, output / 'robustness.png')}")

@@ -128,10 +128,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace, cls: type[TrainConfig]) -> TrainConfig:
     """The configuration the options name: ``--model`` (absent: the architecture of ``--init-from``) and ``--epochs``
-    (absent: enough for ``--max-steps``) resolved, ``--threads`` applied."""
+    (absent: enough for ``--max-steps``) resolved, ``--threads`` applied, the run folder created (or refused)."""
     from lipsim_tm.commands._runtime import apply_threads
+    from lipsim_tm.files import make_folder
 
     apply_threads(args)
+    if args.output_dir is not None:  # before any data, teacher or model is read
+        make_folder(args.output_dir, "run folder")
     for item in dataclasses.fields(cls):
         unset = item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
         if unset and getattr(args, item.name) is None:

@@ -19,6 +19,7 @@ from lipsim_tm.commands._options import (
     add_scoring_arguments,
     positive_int,
 )
+from lipsim_tm.files import check_file
 
 DESCRIPTION = (
     "Decide which of IMG0 and IMG1 is closer to REF under LipSim (two-alternative forced choice) and give both"
@@ -68,12 +69,7 @@ def _listing(args: argparse.Namespace) -> tuple[Any, bool]:
         raise ValueError("--min-votes applies to --triplets TABLE")
     if len(given) != 3:
         raise ValueError("give three image files (REF IMG0 IMG1) or --triplets TABLE.csv")
-    for path in given:
-        if Path(path).is_dir():
-            raise IsADirectoryError(f"expected an image file, got the folder {path}")
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
-    return Listing([FileSet(tuple(given), tuple(Path(p) for p in given))]), True
+    return Listing([FileSet(tuple(given), tuple(check_file(p, "image file") for p in given))]), True
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from lipsim_tm.checks import check_int
+from lipsim_tm.files import check_file, check_folder
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -30,18 +31,11 @@ SIXTEEN_BIT_GREY_MODES: tuple[str, ...] = ("I;16", "I;16L", "I;16B", "I;16N")
 UNRANGED_MODES: tuple[str, ...] = ("I", "F")
 
 
-def _check_file(path: Path) -> None:
-    if path.is_dir():
-        raise IsADirectoryError(f"expected an image file, got the folder {path}")
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-
-
 @contextmanager
 def _opened(path: Path) -> Iterator[Image.Image]:
     """``path`` decoded fully by Pillow (closed on exit); ``FileNotFoundError``/``IsADirectoryError``/``ValueError``
     name the file."""
-    _check_file(path)
+    check_file(path, "image file")
     try:
         image = Image.open(path)
         image.load()
@@ -92,7 +86,7 @@ def read_image(path: str | os.PathLike[str]) -> Tensor:
 def image_shape(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     """``(C, H, W)`` that :func:`read_image` gives ``path``, from the file's header alone (no decoding)."""
     path = Path(path)
-    _check_file(path)
+    check_file(path, "image file")
     try:
         with Image.open(path) as image:
             grey = image.mode in GREY_MODES or image.mode in SIXTEEN_BIT_GREY_MODES
@@ -153,8 +147,7 @@ def find_images(root: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_
     folders are not followed (as ``Path.rglob``). An unreadable folder raises ``PermissionError`` naming it.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {root}")
+    check_folder(root, "image folder")
     allowed = {e.lower() for e in extensions}
     files: list[Path] = []
     pending = [os.fspath(root)]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lipsim_tm.checks import check_int
 from lipsim_tm.data.images import find_images
+from lipsim_tm.files import check_file
 
 PAIR_COLUMNS: tuple[str, ...] = ("image_a", "image_b")
 TRIPLET_COLUMNS: tuple[str, ...] = ("ref", "img0", "img1")
@@ -50,10 +51,7 @@ def _resolve(root: Path, value: str) -> Path:
 
 
 def _read_rows(table: Path, required: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    if table.is_dir():
-        raise IsADirectoryError(f"expected a CSV table, got the folder {table}")
-    if not table.is_file():
-        raise FileNotFoundError(f"table not found: {table}")
+    check_file(table, "CSV table")
     with table.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = [name.strip() for name in reader.fieldnames or []]
@@ -83,7 +81,7 @@ def _paths(
     table: Path, line: int, row: dict[str, str | None], columns: Sequence[str]
 ) -> tuple[tuple[str, ...], tuple[Path, ...]]:
     names = tuple((row[c] or "").strip() for c in columns)
-    for column, name in zip(columns, names):
+    for column, name in zip(columns, names, strict=True):
         if not name:
             raise ValueError(f"{table}:{line}: column {column} is empty; expected an image path")
     return names, tuple(_resolve(table.parent, name) for name in names)

@@ -77,7 +77,9 @@ def adjust_brightness(image: Tensor, factor: float) -> Tensor:
 
 
 def adjust_contrast(image: Tensor, factor: float) -> Tensor:
-    mean = grayscale(image).mean()
+    # The mean is summed in float64: a float32 sum's rounding depends on how many threads split it, and a
+    # DataLoader worker (one thread) must give the main process's view.
+    mean = grayscale(image).mean(dtype=torch.float64).to(image.dtype)
     return (factor * image + (1 - factor) * mean).clamp(0, 1)
 
 

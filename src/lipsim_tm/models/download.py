@@ -145,7 +145,9 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, urllib.error.HTTPError):
         return f"HTTP error {error.code} ({error.reason})"
     if isinstance(error, urllib.error.URLError):
-        return f"cannot connect ({error.reason})"
+        reason = error.reason
+        words = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason  # no "[Errno N]"
+        return f"cannot connect ({words})"
     if isinstance(error, TimeoutError):
         return f"timed out ({error or 'no data'})"
     return f"{type(error).__name__}: {error}"

@@ -26,6 +26,8 @@ _KEYS = {
     1: {"format", "version", "embeddings", "lipschitz_bound", "normalization"},
     2: {"format", "version", "embeddings", "lipschitz_bound", "normalization", "labels", "source"},
 }
+#: The hint of a file that is not a gallery.
+_WRITTEN_BY = "galleries are written by 'lipsim retrieve index PHOTOS/ --out GALLERY.pt' or EmbeddingGallery.save"
 
 
 @dataclass(frozen=True)
@@ -208,17 +210,19 @@ class EmbeddingGallery:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> EmbeddingGallery:
-        """Read a gallery written by :meth:`save`; anything else (other keys, format, version) is refused."""
+        """Read a gallery written by :meth:`save`; anything else (other keys, format, version) is refused with a
+        ``ValueError`` naming the file."""
         payload = read_checkpoint(path, "gallery")
         version = payload.get("version") if isinstance(payload, dict) else None
         if payload.get("format") != FORMAT if isinstance(payload, dict) else True:
             got = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-            raise ValueError(f"{path} is not a gallery file: expected format {FORMAT!r}, got {got!r}")
+            raise ValueError(f"{path} is not a gallery file: expected format {FORMAT!r}, got {got!r}\n{_WRITTEN_BY}")
         if version not in _KEYS:
             raise ValueError(f"{path}: gallery version {version!r} is not one of {sorted(_KEYS)}")
         if set(payload) != _KEYS[version]:
             raise ValueError(
-                f"{path} is not a gallery file: expected keys {sorted(_KEYS[version])}, got {sorted(payload)}"
+                f"{path} is not a gallery file: expected keys {sorted(_KEYS[version])}, got {sorted(payload)}\n"
+                + _WRITTEN_BY
             )
         embeddings = payload["embeddings"]
         return cls(

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from pathlib import Path
 
 import torch
+
+from lipsim_tm.files import check_file
 
 _CHUNK = 1 << 20
 
@@ -27,16 +28,12 @@ def read_checkpoint(path: str | os.PathLike[str], what: str = "checkpoint") -> o
     (tensors and plain containers only).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a file, or is not a readable weights-only PyTorch file (corrupted,
+        FileNotFoundError: ``path`` does not exist; IsADirectoryError: it is a folder.
+        ValueError: ``path`` is not a readable weights-only PyTorch file (corrupted,
             truncated, arbitrary bytes, or a pickle of objects that weights-only loading refuses); the message
             names the file and what it was read as, never torch's advice to turn weights-only loading off.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} file not found: {str(path)!r}")
-    if not path.is_file():
-        raise ValueError(f"{what} {str(path)!r} is not a regular file")
+    path = check_file(path, f"{what} file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:

@@ -27,7 +27,6 @@ CAUSES: dict[int, str] = {
     errno.EROFS: "the file system is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
-    errno.ENOTDIR: "a part of its path is a file, not a folder",
 }
 
 
@@ -87,18 +86,34 @@ def check_folder(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first existing part of ``path`` (itself or a parent) when that part is a file, not a folder."""
+    for part in (path, *path.parents):
+        if part.exists():
+            return None if part.is_dir() else part
+    return None
+
+
+def _create_folder(folder: Path, path: Path, what: str) -> None:
+    """Create ``folder`` (with its parents) for the ``what`` at ``path``, or raise a :class:`WriteError`."""
+    blocker = _file_in_the_way(folder)
+    if blocker is not None:
+        raise WriteError(f"cannot write the {what} {path}: {blocker} is a file, not a folder", errno.ENOTDIR)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(path, error, what) from error
+    if not os.access(folder, os.W_OK):
+        raise write_error(path, PermissionError(errno.EACCES, "permission denied"), what)
+
+
 def make_folder(path: str | os.PathLike[str], what: str) -> Path:
     """``path`` as a ``Path``, an output folder created if needed (with its parents) and writable; else
     ``NotADirectoryError`` (it is a file) or :class:`WriteError` (it cannot be created or written)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"expected {_article(what)}, got the file {path}")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise write_error(path, error, what) from error
-    if not os.access(path, os.W_OK):
-        raise write_error(path, PermissionError(errno.EACCES, "permission denied"), what)
+    _create_folder(path, path, what)
     return path
 
 
@@ -107,14 +122,8 @@ def check_writable(path: str | os.PathLike[str], what: str) -> Path:
     folder exists or can be created, and is writable. Raises ``IsADirectoryError`` or :class:`WriteError`."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"the {what} must be a file, got the folder {path}")
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise write_error(path, error, what) from error
-    if not os.access(folder, os.W_OK):
-        raise write_error(path, PermissionError(errno.EACCES, "permission denied"), what)
+        raise IsADirectoryError(f"expected {_article(what)}, got the folder {path}")
+    _create_folder(path.parent, path, what)
     return path
 
 
@@ -142,7 +151,7 @@ def atomic_file(path: str | os.PathLike[str], what: str, *, text: bool = False) 
     permissions of any newly created file (``0o666`` less the umask), not a temporary file's ``0o600``."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"the {what} must be a file, got the folder {path}")
+        raise IsADirectoryError(f"expected {_article(what)}, got the folder {path}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write the {what} {path}: its folder {path.parent} does not exist")
     try:

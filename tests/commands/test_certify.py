@@ -172,7 +172,7 @@ def test_json_path_that_is_a_folder_exits_2(tmp_path, capsys):
     root = write_bapps(tmp_path / "bapps", {"cnn": [0.9]}, size=16)
     code, _, stderr = run_cli(certify(root, "bapps", tmp_path, "--image-size", "16"), capsys)
     assert code == 2
-    assert f"the JSON report must be a file, got the folder {tmp_path}" in stderr
+    assert f"expected a JSON report, got the folder {tmp_path}" in stderr
 
 
 def _summary_matches(entry: dict, dataset, certificate: str = "norm_aware") -> None:

@@ -150,7 +150,7 @@ def cli_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str,
         json_path = tmp_path / f"certify-{certificate}.json"
         argv = ["certify", str(nights), "--format", "nights", "--weights", str(weights), "--image-size", "32"]
         argv += ["--eps", "0.01", "0.05", "36/255", "--certificate", certificate, "--batch-size", "3"]
-        assert main([*argv, "--per-triplet", "--no-progress", "--json", str(json_path)]) == 0
+        assert main([*argv, "--per-triplet", "--no-progress", "--out", str(json_path)]) == 0
         capsys.readouterr()
         report = json.loads(json_path.read_text())
         out[f"certify/{certificate}"] = drop(report, "data_dir", "weights", "plot", "seconds")

@@ -28,7 +28,7 @@ if [[ $stage == finetune || $stage == all ]]; then
   # the fine-tuning starts from that checkpoint, so a re-run may stop the distill stage once it exists.
   [[ -f $WORK/distilled.pt ]] || lipsim export "$WORK/distill/checkpoints/checkpoint-000000300.pt" "$WORK/distilled.pt"
   lipsim train finetune "${ARCH[@]}" --init-from "$WORK/distilled.pt" --output-dir "$WORK/finetune" \
-    --dataset synthetic --data-dir "$WORK/photos/train" --synthetic-length 9600 --synthetic-val-length 200 \
+    --format synthetic --data-dir "$WORK/photos/train" --synthetic-length 9600 --synthetic-val-length 200 \
     --synthetic-cross-family 0.85 --synthetic-labeller teacher:teacher --margin 0.05 \
     --norm-floor 1.0 --norm-weight 1.0 --batch-size 32 --lr 1e-3 --warmup-steps 20 --min-lr-factor 0.1 \
     --epochs 1 --max-steps 300 --checkpoint-every 25 --log-every 5 --threads 2 --no-progress --resume auto

@@ -64,7 +64,7 @@ if [[ $STAGE == all || $STAGE == distill ]]; then
 fi
 if [[ $STAGE == all || $STAGE == finetune ]]; then
   # Stage 2: fine-tune on NIGHTS train with the hinge loss, margin 0.5 (one process: one epoch of batch 32).
-  "${LIPSIM[@]}" train finetune --init-from "$WORK/distill/export.pt" --dataset nights --data-dir "$NIGHTS" \
+  "${LIPSIM[@]}" train finetune --init-from "$WORK/distill/export.pt" --format nights --data-dir "$NIGHTS" \
     "${FINETUNE[@]}" --device "$DEVICE" --output-dir "$WORK/finetune" --resume auto --no-progress
 fi
 if [[ $STAGE == all || $STAGE == certify ]]; then
@@ -75,6 +75,6 @@ if [[ $STAGE == all || $STAGE == certify ]]; then
 fi
 if [[ $STAGE == all || $STAGE == robustness ]]; then
   # Certified and empirical (APGD, l2, on the reference) accuracy per budget on NIGHTS test.
-  "${TORCHRUN[@]}" -m lipsim_tm.cli robustness nights "$NIGHTS" --weights "$WORK/finetune/export.pt" \
+  "${TORCHRUN[@]}" -m lipsim_tm.cli robustness "$NIGHTS" --format nights --weights "$WORK/finetune/export.pt" \
     --epsilons "${RADII[@]}" "${ROBUSTNESS[@]}" --device "$DEVICE" --output-dir "$WORK/results" --no-progress
 fi

@@ -41,7 +41,7 @@ def certify(root, fmt: str, out, *extra: str) -> list[str]:
         WEIGHTS,
         "--eps",
         *map(str, EPS),
-        "--json",
+        "--out",
         str(out),
         *extra,
     ]

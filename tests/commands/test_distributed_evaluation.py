@@ -58,8 +58,8 @@ def test_torchrun_certify_writes_the_single_process_report(tmp_path, env, layout
         extra = ["--image-size", "32", "--batch-size", "3"]
     args = ["certify", str(root), "--format", layout, "--weights", WEIGHTS, "--eps", "0", "0.02", "36/255",
             "--per-triplet", *extra]  # fmt: skip
-    one = lipsim([*args, "--json", str(tmp_path / "one.json")], env, 1)
-    two = lipsim([*args, "--json", str(tmp_path / "two.json"), "--workers", "1"], env, 2)
+    one = lipsim([*args, "--out", str(tmp_path / "one.json")], env, 1)
+    two = lipsim([*args, "--out", str(tmp_path / "two.json"), "--workers", "1"], env, 2)
     single, double = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert (single["processes"], double["processes"]) == (1, 2)
     assert comparable(double) == comparable(single)  # exact: each batch is the same computation
@@ -84,10 +84,10 @@ def test_torchrun_robustness_writes_the_single_process_report(tmp_path, env, lay
         else write_bapps(tmp_path / "data", BAPPS_JUDGES, size=32)
     )
     size = "24" if layout == "nights" else "32"
-    args = ["robustness", layout, str(root), "--weights", WEIGHTS, "--image-size", size, "--epsilons", "0", "0.05",
+    args = ["robustness", layout, str(root), "--weights", WEIGHTS, "--image-size", size, "--eps", "0", "0.05",
             "0.5", "--steps", "3", "--batch-size", "2", "--attack-all", "--seed", "5"]  # fmt: skip
-    one = lipsim([*args, "--output-dir", str(tmp_path / "one")], env, 1)
-    two = lipsim([*args, "--output-dir", str(tmp_path / "two"), "--workers", "1"], env, 2)
+    one = lipsim([*args, "--out", str(tmp_path / "one")], env, 1)
+    two = lipsim([*args, "--out", str(tmp_path / "two"), "--workers", "1"], env, 2)
     single, double = (json.loads((tmp_path / n / "robustness.json").read_text()) for n in ("one", "two"))
     assert double == single
     assert two.stdout.count("triplets:") == 1  # rank 0 alone prints

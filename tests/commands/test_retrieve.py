@@ -54,7 +54,7 @@ def test_index_and_query_match_brute_force_with_radii_in_the_querys_pixels(photo
     report = tmp_path / "q.json"
     for certificate in ("plain", "norm_aware"):
         argv = ["retrieve", "query", str(gallery_path), str(query), "--k", "3", "--certificate", certificate]
-        code, out, err = run_cli([*argv, "--json", str(report)], capsys)
+        code, out, err = run_cli([*argv, "--out", str(report)], capsys)
         assert code == 0, err
         [result] = json.loads(report.read_text())["results"]
         assert result["neighbours"][0]["image"] == "sub/p1.png"  # itself

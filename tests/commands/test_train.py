@@ -49,7 +49,7 @@ def test_distill_cli_writes_checkpoints_log_and_an_export_the_metrics_load(tmp_p
         [
             "train",
             "distill",
-            "--output-dir",
+            "--out",
             str(out),
             "--data-dir",
             str(photos_dir),
@@ -97,11 +97,11 @@ def test_finetune_cli_on_nights_and_bapps_fixtures(tmp_path):
         [
             "train",
             "finetune",
-            "--dataset",
+            "--format",
             "nights",
             "--data-dir",
             str(nights),
-            "--output-dir",
+            "--out",
             str(tmp_path / "ft_nights"),
             "--batch-size",
             "4",
@@ -123,17 +123,17 @@ def test_finetune_cli_on_nights_and_bapps_fixtures(tmp_path):
         [
             "train",
             "finetune",
-            "--dataset",
+            "--format",
             "bapps",
             "--data-dir",
             str(bapps),
-            "--output-dir",
+            "--out",
             str(tmp_path / "ft_bapps"),
             "--batch-size",
             "2",
             "--init-from",
             str(tmp_path / "ft_nights" / "export.pt"),
-            "--eval-radii",
+            "--eval-eps",
             "0.01",
             *TINY,
         ]
@@ -160,7 +160,7 @@ def test_bad_configuration_exits_2_with_a_clear_message(tmp_path, photos_dir, ca
     argv = [
         "train",
         "distill",
-        "--output-dir",
+        "--out",
         str(tmp_path),
         "--data-dir",
         str(photos_dir),
@@ -177,15 +177,13 @@ def test_bad_configuration_exits_2_with_a_clear_message(tmp_path, photos_dir, ca
 
 def test_set_model_needs_key_value(capsys):
     with pytest.raises(SystemExit):
-        main(
-            ["train", "distill", "--output-dir", "o", "--data-dir", "d", "--teacher", "m:f", "--set-model", "unshuffle"]
-        )
+        main(["train", "distill", "--out", "o", "--data-dir", "d", "--teacher", "m:f", "--set-model", "unshuffle"])
     assert "expected KEY=VALUE" in capsys.readouterr().err
 
 
 def test_finetune_cli_on_teacher_labelled_synthetic_triplets(tmp_path, photos_dir, capsys):
     out = tmp_path / "ft"
-    argv = ["train", "finetune", "--dataset", "synthetic", "--data-dir", str(photos_dir), "--output-dir", str(out),
+    argv = ["train", "finetune", "--format", "synthetic", "--data-dir", str(photos_dir), "--out", str(out),
             "--synthetic-length", "8", "--synthetic-val-length", "6", "--synthetic-cross-family", "0.5",
             "--synthetic-labeller", "training_fixtures:make_teacher", "--batch-size", "4", *TINY]  # fmt: skip
     assert main(argv) == 0
@@ -207,7 +205,7 @@ def test_finetune_evaluation_equals_certify_at_the_same_image_size(tmp_path, ima
     write_bapps(bapps, {"cnn": [0.9, 0.1, 0.8, 0.3]}, split="train", size=20)
     write_bapps(bapps, {"cnn": [0.7, 0.2, 1.0], "color": [0.0, 0.6]}, split="val", size=20)
     out = tmp_path / "ft"
-    argv = ["train", "finetune", "--dataset", "bapps", "--data-dir", str(bapps), "--output-dir", str(out),
+    argv = ["train", "finetune", "--format", "bapps", "--data-dir", str(bapps), "--out", str(out),
             "--batch-size", "2", "--image-size", str(image_size), *TINY]  # fmt: skip
     assert main(argv) == 0
     with (out / "eval.csv").open(newline="") as handle:
@@ -215,7 +213,7 @@ def test_finetune_evaluation_equals_certify_at_the_same_image_size(tmp_path, ima
     assert int(last["image_size"]) == image_size
     report = tmp_path / "certify.json"
     argv = ["certify", str(bapps), "--format", "bapps", "--split", "val", "--weights", str(out / "export.pt"),
-            "--image-size", str(image_size), "--json", str(report), "--no-progress"]  # fmt: skip
+            "--image-size", str(image_size), "--out", str(report), "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     certified = json.loads(report.read_text())
     assert certified["image_size"] == image_size

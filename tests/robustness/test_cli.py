@@ -27,8 +27,8 @@ def test_help_lists_the_options(capsys):
 def test_run_on_synthetic_triplets_writes_table_json_and_plot(trained, photos, tmp_path, capsys):
     _, export = trained
     output = tmp_path / "out"
-    argv = ["robustness", "synthetic", str(photos), "--weights", str(export), "--output-dir", str(output)]
-    argv += ["--length", "6", "--epsilons", "0", "0.3", "--steps", "3", "--attack-all", "--threads", "1"]
+    argv = ["robustness", str(photos), "--format", "synthetic", "--weights", str(export), "--out", str(output)]
+    argv += ["--length", "6", "--eps", "0", "0.3", "--steps", "3", "--attack-all", "--threads", "1"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "triplets: 6" in captured.out
@@ -49,17 +49,17 @@ def test_run_on_synthetic_triplets_writes_table_json_and_plot(trained, photos, t
     ("extra", "match"),
     [
         (["--split", "test"], "--split applies to nights and bapps"),
-        (["--epsilons", "-1"], "argument --epsilons: must be finite and >= 0, got '-1'"),
+        (["--eps", "-1"], "argument --eps: must be finite and >= 0, got '-1'"),
         (["--threads", "0"], "argument --threads: must be an int >= 1"),
         (["--image-size", "0"], "argument --image-size: must be an int >= 1"),
         (["--workers", "-1"], "argument --workers: must be an int >= 0, got '-1'"),
         (["--batch-size", "0"], "argument --batch-size: must be an int >= 1, got '0'"),
-        (["--max-triplets", "-2"], "argument --max-triplets: must be an int >= 1, got '-2'"),
+        (["--limit", "-2"], "argument --limit: must be an int >= 1, got '-2'"),
         (["--device", "mps"], "--device mps: MPS is not available"),
     ],
 )
 def test_bad_arguments_exit_2_with_the_reason(photos, tmp_path, capsys, extra, match):
-    argv = ["robustness", "synthetic", str(photos), "--weights", "random:tiny32", "--output-dir", str(tmp_path)]
+    argv = ["robustness", str(photos), "--format", "synthetic", "--weights", "random:tiny32", "--out", str(tmp_path)]
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--length", "2", *extra])
     assert exit_info.value.code == 2
@@ -68,10 +68,10 @@ def test_bad_arguments_exit_2_with_the_reason(photos, tmp_path, capsys, extra, m
 
 def test_missing_nights_folder_is_reported(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["robustness", "nights", str(tmp_path / "nowhere"), "--weights", "random:tiny32"])
+        main(["robustness", str(tmp_path / "nowhere"), "--format", "nights", "--weights", "random:tiny32"])
     assert exit_info.value.code == 2
     assert f"data folder not found: {tmp_path / 'nowhere'}" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        main(["robustness", "nights", str(tmp_path), "--weights", "random:tiny32"])
+        main(["robustness", str(tmp_path), "--format", "nights", "--weights", "random:tiny32"])
     assert exit_info.value.code == 2
     assert "NIGHTS index not found" in capsys.readouterr().err

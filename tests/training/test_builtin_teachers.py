@@ -35,7 +35,7 @@ def test_distill_help_lists_the_built_in_teachers(capsys):
 
 @pytest.mark.skipif(find_spec("dreamsim") is not None, reason="the dreamsim package is installed here")
 def test_without_the_extra_the_error_says_what_to_install(tmp_path, capsys):
-    argv = ["train", "distill", "--data-dir", str(tmp_path), "--teacher", "dreamsim", "--output-dir", f"{tmp_path}/o"]
+    argv = ["train", "distill", "--data-dir", str(tmp_path), "--teacher", "dreamsim", "--out", f"{tmp_path}/o"]
     code, _, err = run(argv, capsys)
     assert code == 2
     assert 'pip install "lipsim-tm[teachers]"' in err

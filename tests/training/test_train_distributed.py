@@ -63,10 +63,10 @@ def test_cli_under_torchrun_matches_the_cli_on_one_process(tmp_path, photos_dir,
     args = ["train", "distill", "--data-dir", str(photos_dir), "--teacher", "training_fixtures:make_teacher",
             "--model", "tiny32", "--dtype", "float64", "--batch-size", "4", "--epochs", "2", "--warmup-steps", "1",
             "--device", "cpu", "--no-progress"]  # fmt: skip
-    subprocess.run([PYTHON, "-m", "lipsim_tm.cli", *args, "--output-dir", str(tmp_path / "one")],
+    subprocess.run([PYTHON, "-m", "lipsim_tm.cli", *args, "--out", str(tmp_path / "one")],
                    env=subprocess_env, check=True, timeout=300)  # fmt: skip
     torchrun = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lipsim_tm.cli"]
-    subprocess.run([*torchrun, *args, "--output-dir", str(tmp_path / "two")],
+    subprocess.run([*torchrun, *args, "--out", str(tmp_path / "two")],
                    env=subprocess_env, check=True, timeout=300)  # fmt: skip
     one, _ = load_export(tmp_path / "one" / "export.pt")
     two, meta = load_export(tmp_path / "two" / "export.pt")

@@ -17,7 +17,7 @@ from training_fixtures import PYTHON, REPO
 
 def command(out: Path, photos: Path, *extra: str) -> list[str]:
     return [
-        PYTHON, "-m", "lipsim_tm.cli", "train", "distill", "--output-dir", str(out), "--data-dir", str(photos),
+        PYTHON, "-m", "lipsim_tm.cli", "train", "distill", "--out", str(out), "--data-dir", str(photos),
         "--teacher", "training_fixtures:make_slow_teacher", "--model", "tiny32", "--batch-size", "4",
         "--epochs", "4", "--warmup-steps", "2", "--checkpoint-every", "2", "--keep-last", "10", "--seed", "1",
         "--no-progress", "--log-every", "1", *extra,

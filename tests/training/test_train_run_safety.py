@@ -30,7 +30,7 @@ def run(argv: list[str]) -> int:
 
 
 def distill(out: Path, photos: Path, *extra: str, teacher: str = "training_fixtures:make_teacher") -> int:
-    argv = ["train", "distill", "--output-dir", str(out), "--data-dir", str(photos), "--teacher", teacher]
+    argv = ["train", "distill", "--out", str(out), "--data-dir", str(photos), "--teacher", teacher]
     return run([*argv, "--batch-size", "4", "--lr", "0.01", "--warmup-steps", "0", *TINY, *extra])
 
 
@@ -145,7 +145,7 @@ def test_explicit_epochs_below_max_steps_are_announced(tmp_path, photos_dir, cap
 
 def test_init_from_supplies_the_architecture(tmp_path, photos_dir):
     assert distill(tmp_path / "a", photos_dir, "--max-steps", "1") == 0
-    argv = ["train", "distill", "--output-dir", str(tmp_path / "b"), "--data-dir", str(photos_dir),
+    argv = ["train", "distill", "--out", str(tmp_path / "b"), "--data-dir", str(photos_dir),
             "--teacher", "training_fixtures:make_teacher", "--batch-size", "4", "--max-steps", "1",
             "--no-progress", "--device", "cpu", "--init-from", str(tmp_path / "a" / "export.pt")]  # fmt: skip
     assert run(argv) == 0  # no --model: tiny32 from the export
@@ -213,7 +213,7 @@ def test_changing_a_teachers_weights_changes_its_cache_key(tmp_path, monkeypatch
 def test_progress_is_labelled_by_stage_and_plain_off_a_terminal(tmp_path, photos_dir, monkeypatch):
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
-    argv = ["train", "distill", "--output-dir", str(tmp_path / "run"), "--data-dir", str(photos_dir),
+    argv = ["train", "distill", "--out", str(tmp_path / "run"), "--data-dir", str(photos_dir),
             "--teacher", "training_fixtures:make_teacher", "--batch-size", "4", "--max-steps", "4",
             "--model", "tiny32", "--device", "cpu"]  # fmt: skip
     assert run(argv) == 0

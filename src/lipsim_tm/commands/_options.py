@@ -121,6 +121,26 @@ def add_loading_arguments(parser: argparse.ArgumentParser, *, batch_size: int) -
     parser.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N triplets")
 
 
+#: The data layouts a command reads, as ``--format`` names them.
+DATA_FORMATS: dict[str, str] = {
+    "nights": "a NIGHTS folder (data.csv, ref/, distort/)",
+    "bapps": "a BAPPS folder (holding 2afc/)",
+    "synthetic": "a folder of photos, turned into distortion triplets",
+}
+
+
+def add_format_argument(parser: argparse.ArgumentParser, formats: Sequence[str], *, required: bool = True) -> None:
+    """``DATA_DIR`` and ``--format`` (its layout, one of ``formats``), the same in every command that reads 2AFC
+    data."""
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="the data folder, laid out as --format says")
+    parser.add_argument(
+        "--format",
+        choices=formats,
+        required=required,
+        help="layout of DATA_DIR: " + "; ".join(f"{name}: {DATA_FORMATS[name]}" for name in formats),
+    )
+
+
 def add_min_votes_argument(parser: argparse.ArgumentParser) -> None:
     """``--min-votes`` of NIGHTS-layout data (the official reader keeps rows with at least 6)."""
     parser.add_argument(
@@ -207,6 +227,8 @@ class _JsonFlag(argparse.Action):
         if values is None:
             namespace.json = True
             return
+        if not values.lower().endswith(".json"):  # a misplaced flag before an input file, never a file to overwrite
+            parser.error(f"--json takes no value (it prints JSON); got {values!r}: write the report with --out FILE")
         print(f"{parser.prog}: note: --json OUT is now --out OUT; the old spelling works until the next release",
               file=sys.stderr)  # fmt: skip
         namespace.out = values

@@ -13,6 +13,7 @@ from lipsim_tm.commands._options import (
     add_certificate_arguments,
     add_eps_argument,
     add_examples,
+    add_format_argument,
     add_loading_arguments,
     add_min_votes_argument,
     add_network_arguments,
@@ -43,8 +44,7 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
-    parser.add_argument("data_dir", help="NIGHTS folder (holding data.csv) or BAPPS folder (holding 2afc/)")
-    parser.add_argument("--format", choices=FORMATS, required=True, help="folder layout")
+    add_format_argument(parser, FORMATS)
     parser.add_argument("--split", default=None, help="nights: test (default), val, train, ...; bapps: val (default)")
     parser.add_argument("--subset", nargs="+", default=None, help="bapps: subsets to include (default: all present)")
     add_eps_argument(parser)

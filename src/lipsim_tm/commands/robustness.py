@@ -11,6 +11,7 @@ from lipsim_tm.commands._options import (
     add_certificate_arguments,
     add_eps_argument,
     add_examples,
+    add_format_argument,
     add_loading_arguments,
     add_min_votes_argument,
     add_network_arguments,
@@ -38,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from lipsim_tm.attacks.api import METHODS
 
     parser.description = DESCRIPTION
-    parser.add_argument("dataset", choices=DATASETS, help="data layout: NIGHTS, BAPPS 2AFC, or synthetic from photos")
-    parser.add_argument("data_dir", help="NIGHTS folder (data.csv), BAPPS folder (holding 2afc/) or a photo folder")
+    parser.add_argument("old_format", nargs="?", choices=DATASETS, help=argparse.SUPPRESS)  # 'robustness nights DIR'
+    add_format_argument(parser, DATASETS, required=False)
     parser.add_argument("--out", default=".", help="the folder robustness.json/.png go to (default: %(default)s)")
     parser.add_argument("--split", default=None, help="nights: test (default) ...; bapps: val (default) or train")
     parser.add_argument(
@@ -65,19 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_renamed(parser, old, new)
     add_examples(
         parser,
-        "lipsim robustness synthetic photos/ --eps 0 0.3 0.6 1 --attack-all",
-        "lipsim robustness nights NIGHTS/ --weights lipsim.pth --limit 500 --out results/",
+        "lipsim robustness photos/ --format synthetic --eps 0 0.3 0.6 1 --attack-all",
+        "lipsim robustness NIGHTS/ --format nights --weights lipsim.pth --limit 500 --out results/",
     )
 
 
 def _dataset(args: argparse.Namespace, model_size: int) -> Any:
     from lipsim_tm.data import BAPPS2AFCDataset, NightsDataset, Synthetic2AFCDataset
 
-    if args.dataset == "nights":
+    if args.format == "nights":
         return NightsDataset(
             args.data_dir, args.split or "test", image_size=args.image_size or NightsDataset.NATIVE_SIZE
         )
-    if args.dataset == "bapps":
+    if args.format == "bapps":
         size = args.image_size or BAPPS2AFCDataset.NATIVE_SIZE
         return BAPPS2AFCDataset(args.data_dir, args.split or "val", image_size=size)
     if args.split is not None:
@@ -89,6 +90,17 @@ def _dataset(args: argparse.Namespace, model_size: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     from lipsim_tm.commands._runtime import evaluation_processes
 
+    if args.old_format is not None:
+        if args.format is not None:
+            raise ValueError(f"give the layout once: --format {args.format} or the earlier {args.old_format} DATA_DIR")
+        print(
+            f"lipsim robustness: note: 'robustness {args.old_format} DATA_DIR' is now 'robustness DATA_DIR --format"
+            f" {args.old_format}'; the old spelling works until the next release",
+            file=sys.stderr,
+        )
+        args.format = args.old_format
+    if args.format is None:
+        raise ValueError(f"--format is required: one of {', '.join(DATASETS)}")
     check_folder(args.data_dir, "data folder")
     output = make_folder(args.out, "output folder (for robustness.json and .png)")
     with evaluation_processes(args.device) as processes:

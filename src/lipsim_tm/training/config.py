@@ -338,9 +338,11 @@ class FinetuneConfig(TrainConfig):
 
     dataset: str = setting(
         group="data",
+        flag="--format",
+        old_flag="--dataset",
         choices=FINETUNE_DATASETS,
-        help="nights: NIGHTS folder with data.csv; bapps: folder holding 2afc/; synthetic: a folder of photos turned"
-        " into same-family distortion triplets",
+        help="layout of --data-dir: nights: a NIGHTS folder (data.csv, ref/, distort/); bapps: a BAPPS folder (holding"
+        " 2afc/); synthetic: a folder of photos, turned into same-family distortion triplets",
     )
     data_dir: str = setting(group="data", help="the dataset folder")
     train_split: str = setting("train", group="data", help="training split")

@@ -134,7 +134,7 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 def distill_args(photos: Path, output: Path, teacher: str) -> list[str]:
     return ["train", "distill", "--data-dir", str(photos), "--teacher", teacher, "--model", "tiny32",
             "--batch-size", "4", "--epochs", "2", "--warmup-steps", "1", "--device", "cpu", "--no-progress",
-            "--log-every", "1", "--crop", "center", "--output-dir", str(output)]  # fmt: skip
+            "--log-every", "1", "--crop", "center", "--out", str(output)]  # fmt: skip
 
 
 def test_distillation_with_the_dreamsim_ensemble_through_the_cli(tmp_path, dreamsim_cache, monkeypatch, capsys):

@@ -162,6 +162,26 @@ def test_registered_names_load_as_teacher_and_backbone():
     assert not any(p.requires_grad for p in teacher.parameters())
 
 
+def test_a_fixed_size_teacher_gets_the_students_view_resized(tmp_path, photos_dir):
+    """``--teacher export:default`` (224 px) with a tiny32 student (32-px views): the teacher sees each view resized
+    to 224 (bicubic, antialiased, clamped), as the DreamSim teacher does."""
+    import torch.nn.functional as F
+
+    from lipsim_tm import load_backbone
+    from lipsim_tm.training.distill import load_teacher
+
+    teacher, _ = load_teacher("export:default")
+    views = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    resized = F.interpolate(views, size=(224, 224), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    with torch.no_grad():
+        assert torch.equal(teacher(views), load_backbone("default")(resized))
+        assert torch.equal(teacher(resized), load_backbone("default")(resized))  # its own size: unchanged
+    argv = ["train", "distill", "--out", str(tmp_path / "run"), "--data-dir", str(photos_dir),
+            "--teacher", "export:default", "--model", "tiny32", "--set-model", "out_features=512",
+            "--batch-size", "4", "--max-steps", "1", "--warmup-steps", "1", *TINY[2:]]  # fmt: skip
+    assert run(argv) == 0
+
+
 def test_a_teacher_factory_in_the_current_folder_gets_a_hint(tmp_path, monkeypatch):
     from lipsim_tm.training.distill import load_teacher
 

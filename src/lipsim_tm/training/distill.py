@@ -84,7 +84,8 @@ class DistillStep:
 def load_teacher(spec: str) -> tuple[Teacher, str]:
     """A teacher and its id from a built-in name (``"dreamsim"``, ``"dreamsim:<kind>"``: see
     :data:`~lipsim_tm.training.teachers.BUILT_IN_TEACHERS`), ``"export:PATH|NAME"`` (a LipSim export/checkpoint,
-    or a registered weights name such as ``default``) or ``"package.module:factory"``.
+    or a registered weights name such as ``default``; views of another size are resized to its input size, see
+    :class:`~lipsim_tm.training.teachers.sized.SizedTeacher`) or ``"package.module:factory"``.
 
     A factory is called with no arguments and must return the teacher (a module or function that maps
     ``(N, 3, S, S)`` images in [0, 1] to ``(N, D)`` embeddings). The id keys the teacher-embedding cache, so it
@@ -105,9 +106,11 @@ def load_teacher(spec: str) -> tuple[Teacher, str]:
     if kind == "export":
         from lipsim_tm.models.checkpoints.export import state_dict_sha256
         from lipsim_tm.models.weights import load_backbone
+        from lipsim_tm.training.teachers.sized import SizedTeacher
 
-        teacher = load_backbone(rest).requires_grad_(False)
-        return teacher, f"export:{state_dict_sha256(teacher.state_dict())}"
+        network = load_backbone(rest)
+        identity = f"export:{state_dict_sha256(network.state_dict())}"
+        return SizedTeacher(network, network.config.input_size), identity
     try:
         module = importlib.import_module(kind)
         factory = getattr(module, rest)

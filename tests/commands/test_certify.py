@@ -236,15 +236,14 @@ def test_compare_paper_needs_a_released_checkpoint(tmp_path, capsys):
 
 
 def test_the_paper_column_shows_the_reference_numbers_beside_ours():
-    from lipsim_tm.commands._report import summary_table
     from lipsim_tm.commands.paper import paper_results
     from lipsim_tm.functional.confidence import mean_interval, wilson
-    from lipsim_tm.functional.two_afc import CertifiedRow, TwoAFCSummary
+    from lipsim_tm.functional.two_afc import CertifiedRow, TwoAFCSummary, two_afc_table
 
     paper = paper_results("lipsim-margin0.2", "bapps")
     rows = tuple(CertifiedRow(eps, wilson(3, 10), wilson(2, 10)) for eps in sorted(paper["certified"]))
     summary = TwoAFCSummary(10, 10, mean_interval(7.0, 5.5, 10), wilson(7, 10), rows)
-    text = "\n".join(summary_table([("combined", summary)], paper))
+    text = "\n".join(two_afc_table([("combined", summary)], paper))
     assert "0.7347" in text  # the paper's natural score
     for value in ("0.3000", "0.1296", "0.0533"):
         assert value in text

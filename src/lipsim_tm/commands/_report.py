@@ -20,13 +20,6 @@ def describe_error(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def describe_eps(eps: float) -> str:
-    """``0.1412 (36/255)`` when ``eps`` is a whole number of 1/255 steps, else ``0.1412``."""
-    steps = eps * 255
-    whole = round(steps)
-    return f"{eps:.4g} ({whole}/255)" if whole > 0 and abs(steps - whole) < 1e-6 else f"{eps:.4g}"
-
-
 def json_safe(data: Any) -> Any:
     """``data`` with every non-finite float (NaN, e.g. a certified accuracy with no decided triplet) as ``None``."""
     if isinstance(data, float):
@@ -97,35 +90,3 @@ class Progress:
         if self.enabled and self.interactive:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def _estimate(e: Any) -> str:
-    return "     n/a" if e.total == 0 else f"{e.value:.4f} [{e.low:.4f}, {e.high:.4f}]"
-
-
-def summary_table(parts: list[tuple[str, Any]], paper: dict[str, Any]) -> list[str]:
-    """Text table of 2AFC summaries ``(name, TwoAFCSummary)``: counts, score, natural accuracy, then certified
-    accuracy per eps; ``paper`` (numbers a paper reports: ``score``, ``certified``, ``note``) beside them."""
-    lines = [
-        f"{'subset':<14}{'triplets':>9}{'decided':>9}  {'2AFC score (soft) [95%]':<26}  {'natural accuracy [95%]':<26}"
-    ]
-    for name, s in parts:
-        score, natural = _estimate(s.score_2afc), _estimate(s.natural_accuracy)
-        lines.append(f"{name:<14}{s.triplets:>9}{s.decided:>9}  {score:<26}  {natural:<26}")
-    if "score" in paper:
-        lines.append(f"{'paper':<14}{'':>9}{'':>9}  {paper['score']:<26.4f}")
-    lines.append("certified accuracy (decided triplets predicted correctly with certified radius > eps) [95%]:")
-    lines.append(
-        f"{'eps (l2, [0, 1] pixels)':<24}{'subset':<14}{'reference perturbed':<26}  {'all three perturbed':<26}"
-    )
-    certified_paper = paper.get("certified", {})
-    for i, row in enumerate(parts[0][1].rows):
-        for name, s in parts:
-            r = s.rows[i]
-            lines.append(f"{describe_eps(r.eps):<24}{name:<14}{_estimate(r.reference):<26}  {_estimate(r.all):<26}")
-        match = [v for eps, v in certified_paper.items() if abs(eps - row.eps) < 1e-9]
-        if match:
-            lines.append(f"{'':<24}{'paper':<14}{match[0]:<26.4f}")
-    if "note" in paper:
-        lines.append(f"paper: {paper['note']}")
-    return lines

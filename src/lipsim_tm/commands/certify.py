@@ -21,8 +21,9 @@ from lipsim_tm.commands._options import (
     add_progress_argument,
     positive_int,
 )
-from lipsim_tm.commands._report import Progress, summary_table, write_json
+from lipsim_tm.commands._report import Progress, write_json
 from lipsim_tm.files import check_folder, check_writable
+from lipsim_tm.functional.two_afc import two_afc_table
 
 if TYPE_CHECKING:
     from lipsim_tm.distributed import DistributedContext
@@ -319,7 +320,7 @@ def _certify(args: argparse.Namespace, processes: DistributedContext) -> int:
         + (f"; {dropped} rows with fewer than {args.min_votes} votes left out" if dropped else "")
         + (f"; {processes.world_size} processes" if processes.world_size > 1 else "")
     )
-    print("\n".join(summary_table(parts, paper)))
+    print("\n".join(two_afc_table(parts, paper)))
     if args.out is not None:
         print(f"wrote {args.out}" + (f" and {report['plot']}" if report["plot"] else ""))
     return 0

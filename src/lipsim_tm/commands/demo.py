@@ -25,9 +25,10 @@ import torch
 
 from lipsim_tm.checks import check_int
 from lipsim_tm.commands._options import add_network_arguments, add_progress_argument, positive_int
-from lipsim_tm.commands._report import Progress, describe_eps, write_json
+from lipsim_tm.commands._report import Progress, write_json
 from lipsim_tm.commands._runtime import file_features, load_network
 from lipsim_tm.files import make_folder
+from lipsim_tm.functional.text import describe_eps
 from lipsim_tm.models.backbone import LipSimBackbone
 
 #: Certificate rules compared: the published 1-Lipschitz rule and the norm-aware one.

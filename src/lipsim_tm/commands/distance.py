@@ -88,10 +88,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace, listing: Any, single: bool, out: Path | None, processes: Any) -> int:
-    from lipsim_tm.commands._report import describe_eps, write_json
+    from lipsim_tm.commands._report import write_json
     from lipsim_tm.commands._runtime import load_network
     from lipsim_tm.commands._scoring import score_items
     from lipsim_tm.functional.distance import _lipsim_distance_update
+    from lipsim_tm.functional.text import describe_eps
 
     backbone = load_network(args, device=processes.device)
 

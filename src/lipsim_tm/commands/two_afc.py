@@ -178,9 +178,8 @@ def _print_triplet(args: argparse.Namespace, row: dict[str, Any]) -> int:
 
 
 def _report_many(args: argparse.Namespace, listing: Any, scored: Any, out: Path | None, counts: Any) -> int:
-    from lipsim_tm.commands._report import summary_table
     from lipsim_tm.commands._scoring import report_rows
-    from lipsim_tm.functional.two_afc import _two_afc_summary
+    from lipsim_tm.functional.two_afc import _two_afc_summary, two_afc_table
 
     judged = ["target", "correct"] if counts is not None else []
     columns = [*COLUMNS, *judged, "closer", "d0", "d1", "radius_reference", "radius_all", "error"]
@@ -196,5 +195,5 @@ def _report_many(args: argparse.Namespace, listing: Any, scored: Any, out: Path 
         "report": None if report is None else report.to_dict(),
     }
     lines = [f"scored {scored_count} of {len(listing.items)} triplets ({scored.failed} failed); {ties} ties"]
-    lines += summary_table([("triplets", report)], {}) if report is not None else []
+    lines += two_afc_table([("triplets", report)]) if report is not None else []
     return report_rows("2afc", scored, listing, columns, summary, lines, out=out, as_json=args.json)

@@ -28,6 +28,10 @@ class Estimate:
     count: float
     total: int
 
+    def __str__(self) -> str:
+        """``0.8123 [0.7904, 0.8324]``, or ``n/a`` with no items."""
+        return "n/a" if self.total == 0 else f"{self.value:.4f} [{self.low:.4f}, {self.high:.4f}]"
+
     def to_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: NaN becomes ``None``."""
         return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in asdict(self).items()}

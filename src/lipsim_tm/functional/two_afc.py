@@ -11,7 +11,7 @@ command line, robustness reports and audits.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -28,6 +28,7 @@ from lipsim_tm.functional.distance import Bound, check_distance, embedding_dista
 from lipsim_tm.functional.embedding import features_of, lipschitz_constant, network_dtype, prepare_call
 from lipsim_tm.functional.normalization import apply_normalization, check_normalization
 from lipsim_tm.functional.preprocessing import DataRange
+from lipsim_tm.functional.text import describe_eps
 from lipsim_tm.models.weights import Weights
 
 
@@ -224,6 +225,10 @@ class TwoAFCSummary:
     natural_accuracy: Estimate
     rows: tuple[CertifiedRow, ...]
 
+    def __str__(self) -> str:
+        """The summary as a text table (:func:`two_afc_table`)."""
+        return "\n".join(two_afc_table([("all", self)]))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN as ``None``)."""
         return {
@@ -235,6 +240,35 @@ class TwoAFCSummary:
                 {"eps": row.eps, "reference": row.reference.to_dict(), "all": row.all.to_dict()} for row in self.rows
             ],
         }
+
+
+def two_afc_table(parts: Sequence[tuple[str, TwoAFCSummary]], paper: Mapping[str, Any] | None = None) -> list[str]:
+    """The lines of a table of 2AFC summaries ``(name, summary)`` evaluated at the same budgets: counts, soft score
+    and natural accuracy, then certified accuracy per eps (each with its 95% interval); ``paper`` (numbers a paper
+    reports: ``score``, ``certified`` ``{eps: value}``, ``note``) beside them."""
+    paper = paper or {}
+    lines = [
+        f"{'subset':<14}{'triplets':>9}{'decided':>9}  {'2AFC score (soft) [95%]':<26}  {'natural accuracy [95%]':<26}"
+    ]
+    for name, s in parts:
+        lines.append(f"{name:<14}{s.triplets:>9}{s.decided:>9}  {s.score_2afc!s:<26}  {s.natural_accuracy!s:<26}")
+    if "score" in paper:
+        lines.append(f"{'paper':<14}{'':>9}{'':>9}  {paper['score']:<26.4f}")
+    lines.append("certified accuracy (decided triplets predicted correctly with certified radius > eps) [95%]:")
+    lines.append(
+        f"{'eps (l2, [0, 1] pixels)':<24}{'subset':<14}{'reference perturbed':<26}  {'all three perturbed':<26}"
+    )
+    certified_paper = paper.get("certified", {})
+    for i, row in enumerate(parts[0][1].rows if parts else ()):
+        for name, s in parts:
+            r = s.rows[i]
+            lines.append(f"{describe_eps(r.eps):<24}{name:<14}{r.reference!s:<26}  {r.all!s:<26}")
+        match = [v for eps, v in certified_paper.items() if abs(eps - row.eps) < 1e-9]
+        if match:
+            lines.append(f"{'':<24}{'paper':<14}{match[0]:<26.4f}")
+    if "note" in paper:
+        lines.append(f"paper: {paper['note']}")
+    return [line.rstrip() for line in lines]
 
 
 def _two_afc_summary(counts: TwoAFCCounts, epsilons: Sequence[float]) -> TwoAFCSummary:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -76,6 +77,8 @@ class LipSimMetricBase(Loggable, AtomicMetric):
         check_bool("compile", compile)
         self.validate_args = check_bool("validate_args", validate_args)
         backbone = resolve_backbone(weights)
+        #: What ``weights=`` named (a registered name or a path, as given); None for a network passed in.
+        self.weights_name = os.fspath(weights) if isinstance(weights, (str, os.PathLike)) else None
         self.net = FrozenBackbone(backbone, owned=not isinstance(weights, LipSimBackbone))
         # A plain function (not a submodule): the metric's modules, state_dict and FeatureShare are unchanged.
         self._compiled_forward = compiled_forward(self.net) if compile else None
@@ -96,9 +99,28 @@ class LipSimMetricBase(Loggable, AtomicMetric):
             )
         merge_states(self, incoming_state)
 
-    def _settings(self) -> tuple[object, ...]:
-        """What must agree for :meth:`merge_state`: everything that shapes a state's meaning (subclasses add theirs)."""
-        return (self.extra_repr(), self.prep)
+    def _settings(self) -> dict[str, object]:
+        """The settings that change results, by argument name: what must agree for :meth:`merge_state`, and what
+        ``repr`` shows (subclasses add theirs)."""
+        prep = self.prep
+        return {
+            "input_size": prep.size,
+            "data_range": prep.data_range,
+            "grayscale": prep.grayscale,
+            "interpolation": prep.interpolation,
+            "antialias": prep.antialias,
+            "normalization": self.normalization,
+        }
+
+    def extra_repr(self) -> str:
+        """The weights' name and every setting that changes results (:meth:`_settings`)."""
+        weights = repr(self.weights_name) if self.weights_name is not None else f"<{type(self.backbone).__name__}>"
+        return ", ".join([f"weights={weights}", *(f"{name}={value!r}" for name, value in self._settings().items())])
+
+    def __repr__(self) -> str:
+        """One line, e.g. ``LipSimDistance(weights='default', input_size=224, ..., distance='cosine')``: the metric's
+        network and result views are internals (``metric.backbone`` shows the network)."""
+        return f"{type(self).__name__}({self.extra_repr()})"
 
     def plot(self, val: Any = None, ax: Any = None) -> Any:
         """``(figure, axes)``: a value or a list of values (default: ``compute()``) drawn by torchmetrics'

@@ -159,10 +159,6 @@ class Certified2AFCAccuracy(LipSimMetricBase):
             self._epsilon_tensors[device] = torch.tensor(self.epsilons, dtype=torch.float64, device=device)
         return self._epsilon_tensors[device]
 
-    def extra_repr(self) -> str:
-        """The certificate rule, normalisation and distance (shown in ``repr``)."""
-        return f"certificate={self.certificate!r}, normalization={self.normalization!r}, distance={self.distance!r}"
-
     def _counts(self) -> TwoAFCCounts:
         return TwoAFCCounts(*(getattr(self, name) for name in TwoAFCCounts._fields))
 
@@ -175,8 +171,14 @@ class Certified2AFCAccuracy(LipSimMetricBase):
                 result[key] = cat_state(getattr(self, key), self.total.device)
         return result
 
-    def _settings(self) -> tuple[object, ...]:
-        return (*super()._settings(), self.epsilons, self.per_sample)
+    def _settings(self) -> dict[str, object]:
+        return {
+            **super()._settings(),
+            "certificate": self.certificate,
+            "distance": self.distance,
+            "epsilons": self.epsilons,
+            "per_sample": self.per_sample,
+        }
 
     def summary(self) -> TwoAFCSummary:
         """Counts, rates and 95% intervals of every number of :meth:`compute`

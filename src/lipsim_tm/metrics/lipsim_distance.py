@@ -133,8 +133,15 @@ class LipSimDistance(LipSimMetricBase):
             self.values.append(distances.float())
             self.half_widths.append(half.float())
 
-    def _settings(self) -> tuple[object, ...]:
-        return (*super()._settings(), self.reduction, self.certify_eps, self.perturbed)
+    def _settings(self) -> dict[str, object]:
+        return {
+            **super()._settings(),
+            "certificate": self.certificate,
+            "distance": self.distance,
+            "reduction": self.reduction,
+            "certify_eps": self.certify_eps,
+            "perturbed": self.perturbed,
+        }
 
     def _scalar_name(self) -> str:
         if self.reduction == "none":
@@ -143,10 +150,6 @@ class LipSimDistance(LipSimMetricBase):
                 " or 'sum' for logging"
             )
         return "distance"
-
-    def extra_repr(self) -> str:
-        """The certificate rule (used with ``certify_eps``), normalisation and distance (shown in ``repr``)."""
-        return f"certificate={self.certificate!r}, normalization={self.normalization!r}, distance={self.distance!r}"
 
     def compute(self) -> Tensor | dict[str, Tensor]:
         """The reduced distance, or ``{"distance", "half_width"}`` with ``certify_eps``. NaN (mean) before data."""

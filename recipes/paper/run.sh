@@ -21,8 +21,8 @@ if [[ $SCALE == paper ]]; then
   # The official recipe (reference section 5); each value is also lipsim's default, spelled out here.
   STUDENT=(--model small)
   DISTILL=(--batch-size 512 --epochs 40 --lr 0.01 --betas 0.5 0.9 --warmup-steps 2000 --loss rmse
-           --num-workers 8 --checkpoint-every 1000)
-  FINETUNE=(--batch-size 32 --epochs 1 --margin 0.5 --num-workers 8)
+           --workers 8 --checkpoint-every 1000)
+  FINETUNE=(--batch-size 32 --epochs 1 --margin 0.5 --workers 8)
   CERTIFY=(--batch-size 64 --workers 8)
   ROBUSTNESS=(--method apgd --steps 100 --restarts 1 --batch-size 64 --workers 8)
   RADII=(0 0.1412 0.2824 0.4235 1.0 2.0 3.0)   # 0, 36/255, 72/255, 108/255 (rounded), and the paper's l2 3.0
@@ -38,7 +38,7 @@ elif [[ $SCALE == smoke ]]; then
   fi
   export PYTHONPATH=recipes/paper${PYTHONPATH:+:$PYTHONPATH}   # standin_teacher, for machines without dreamsim
   STUDENT=(--model tiny32 --set-model channels=28 --set-model out_features=1792)   # 28 * 8 * 8 = 1792 features
-  DISTILL=(--batch-size 8 --epochs 2 --warmup-steps 1 --num-workers 1 --checkpoint-every 2)
+  DISTILL=(--batch-size 8 --epochs 2 --warmup-steps 1 --workers 1 --checkpoint-every 2)
   FINETUNE=(--batch-size 4 --epochs 1 --margin 0.5 --image-size 32)
   CERTIFY=(--batch-size 3 --workers 1 --image-size 32)
   ROBUSTNESS=(--method apgd --steps 3 --restarts 1 --batch-size 3 --workers 1 --image-size 32)
@@ -59,22 +59,22 @@ if [[ $STAGE == all || $STAGE == distill ]]; then
   # Stage 1: distil the DreamSim ensemble (1792-d) into the 1-Lipschitz student on ImageNet, official views:
   # CenterCrop 224 + flip, and the colour-jittered copy. --batch-size is global (512 / GPUS per process).
   "${TORCHRUN[@]}" -m lipsim_tm.cli train distill --data-dir "$IMAGENET/train" --teacher "$TEACHER" \
-    "${STUDENT[@]}" "${DISTILL[@]}" --crop center --device "$DEVICE" --output-dir "$WORK/distill" \
+    "${STUDENT[@]}" "${DISTILL[@]}" --crop center --device "$DEVICE" --out "$WORK/distill" \
     --resume auto --no-progress
 fi
 if [[ $STAGE == all || $STAGE == finetune ]]; then
   # Stage 2: fine-tune on NIGHTS train with the hinge loss, margin 0.5 (one process: one epoch of batch 32).
   "${LIPSIM[@]}" train finetune --init-from "$WORK/distill/export.pt" --format nights --data-dir "$NIGHTS" \
-    "${FINETUNE[@]}" --device "$DEVICE" --output-dir "$WORK/finetune" --resume auto --no-progress
+    "${FINETUNE[@]}" --device "$DEVICE" --out "$WORK/finetune" --resume auto --no-progress
 fi
 if [[ $STAGE == all || $STAGE == certify ]]; then
   # Natural 2AFC and certified accuracy on NIGHTS test at 36/72/108 /255 (per triplet in the JSON).
   "${TORCHRUN[@]}" -m lipsim_tm.cli certify "$NIGHTS" --format nights --weights "$WORK/finetune/export.pt" \
     --eps 36/255 72/255 108/255 "${CERTIFY[@]}" --device "$DEVICE" --per-triplet \
-    --json "$WORK/results/certify.json" --no-progress
+    --out "$WORK/results/certify.json" --no-progress
 fi
 if [[ $STAGE == all || $STAGE == robustness ]]; then
   # Certified and empirical (APGD, l2, on the reference) accuracy per budget on NIGHTS test.
   "${TORCHRUN[@]}" -m lipsim_tm.cli robustness "$NIGHTS" --format nights --weights "$WORK/finetune/export.pt" \
-    --epsilons "${RADII[@]}" "${ROBUSTNESS[@]}" --device "$DEVICE" --output-dir "$WORK/results" --no-progress
+    --eps "${RADII[@]}" "${ROBUSTNESS[@]}" --device "$DEVICE" --out "$WORK/results" --no-progress
 fi

@@ -23,8 +23,10 @@ class LipSimLoss(_Loss):
     ``ValueError``/``TypeError`` (never ``assert``). Any ``H, W`` (resized to the network's input size).
 
     Args:
-        weights: see :mod:`lipsim_tm.models.weights`. An instance is shared and never modified (see
-            :class:`~lipsim_tm.models.frozen.FrozenBackbone`); built networks are frozen.
+        weights: see :mod:`lipsim_tm.models.weights`. An instance is shared, not copied: no gradient reaches it
+            and its training mode and ``requires_grad`` are left as they are, but ``.to()``/dtype conversions of
+            the loss convert it too (see :class:`~lipsim_tm.models.frozen.FrozenBackbone`); built networks are
+            frozen.
         distance: ``"cosine"`` (``1 - cos`` on the sphere) or ``"l2"``.
         normalization: ``"augment"`` (default), ``"ball"`` or ``"plain"``.
         data_range, grayscale, interpolation, antialias: see

@@ -269,3 +269,16 @@ def test_per_triplet_records_equal_the_metrics_per_sample_values(tmp_path, capsy
     assert [r["subset"] for r in records] == ["cnn"] * 3 + ["traditional"] * 2
     for key in ("d0", "d1", "target", "radius_reference", "radius_all"):
         assert [r[key] for r in records] == pytest.approx(expected[key].tolist(), rel=1e-5, abs=1e-7), key
+
+
+def test_paper_numbers_say_when_the_embedding_map_differs_from_the_papers():
+    from lipsim_tm.commands.paper import paper_results
+
+    assert "note" not in paper_results("lipsim-margin0.5", "nights", "plain")
+    note = paper_results("lipsim-margin0.5", "nights", "augment")["note"]
+    assert "--normalization plain" in note
+    assert "these use augment" in note
+    bapps = paper_results("lipsim-margin0.2", "bapps", "augment")["note"]
+    assert bapps.startswith("BAPPS certified numbers from the authors' rebuttal")
+    assert "these use augment" in bapps
+    assert paper_results("lipsim-margin0.5", "bapps", "augment") == {}

@@ -255,3 +255,29 @@ def test_an_interrupted_rank_exits_130_and_only_rank_0_speaks(is_main, capsys):
     assert _report(result) == 130
     out = capsys.readouterr().out
     assert out == ("interrupted at step 7; checkpoint: c.pt\n" if is_main else "")
+
+
+def test_a_setting_added_after_a_checkpoint_was_written_resumes_at_its_default():
+    """A checkpoint from before ``min_votes`` existed records no value: it was trained with the default (6)."""
+    from lipsim_tm.training.config import FinetuneConfig
+    from lipsim_tm.training.trainer import _changed_settings
+
+    config = FinetuneConfig(dataset="nights", data_dir="d", output_dir="o")
+    saved = {k: v for k, v in config.to_dict().items() if k != "min_votes"}
+    assert _changed_settings(config, saved) == {}
+    changed = FinetuneConfig(dataset="nights", data_dir="d", output_dir="o", min_votes=3)
+    assert _changed_settings(changed, saved) == {"min_votes": [6, 3]}
+
+
+def test_finetune_min_votes_selects_the_nights_rows(tmp_path):
+    from dataset_writers import write_nights
+    from lipsim_tm.training.config import FinetuneConfig
+    from lipsim_tm.training.finetune import build_2afc_datasets
+
+    rows = [{"votes": v, "p": 1.0, "split": s} for v, s in [(6, "train"), (2, "train"), (7, "train"), (1, "val")]]
+    root = write_nights(tmp_path / "nights", rows, size=16)
+    default = FinetuneConfig(dataset="nights", data_dir=str(root), output_dir=str(tmp_path / "o"), val_split=None)
+    assert len(build_2afc_datasets(default, 16)[0]) == 2
+    single = FinetuneConfig(dataset="nights", data_dir=str(root), output_dir="o", val_split="val", min_votes=1)
+    train, val = build_2afc_datasets(single, 16)
+    assert (len(train), len(val)) == (3, 1)

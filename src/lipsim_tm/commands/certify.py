@@ -244,7 +244,7 @@ def _certify(args: argparse.Namespace, processes: DistributedContext) -> int:
     from lipsim_tm.distributed import gather_lists
     from lipsim_tm.metrics import Certified2AFCAccuracy
 
-    paper = paper_results(str(args.weights), args.format) if args.compare_paper else {}
+    paper = paper_results(str(args.weights), args.format, args.normalization) if args.compare_paper else {}
     epsilons = sorted(set(args.eps) | set(paper.get("certified", {})))
     dataset = _dataset(args)
     backbone = load_network(args, device=processes.device)

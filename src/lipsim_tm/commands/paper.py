@@ -1,5 +1,12 @@
-"""The LipSim paper's numbers for its released checkpoints (the reference document, section 7), for
-``lipsim certify --compare-paper``: printed beside ours, never used in any computation."""
+"""Published numbers for the LipSim paper's released checkpoints, for ``lipsim certify --compare-paper``: printed
+beside ours, never used in any computation.
+
+Sources (``recipes/paper/README.md`` lists them with the table to compare): the NIGHTS scores of
+``lipsim-pretrained`` and ``lipsim-margin0.2`` from the LipSim paper (Ghazanfari et al., ICLR 2024,
+arXiv:2310.18274); the BAPPS numbers of ``lipsim-margin0.2`` from the authors' rebuttal on its OpenReview page;
+the NIGHTS score of ``lipsim-margin0.5`` from an independent re-run of the released checkpoint (Croce, Schlarmann,
+Singh, Hein, arXiv:2502.11725, as we read it).
+"""
 
 from __future__ import annotations
 
@@ -24,12 +31,24 @@ PAPER_RESULTS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def paper_results(weights: str, dataset: str) -> dict[str, Any]:
+#: The embedding map the published numbers were measured with (the official code's ``v/||v||``).
+PAPER_NORMALIZATION = "plain"
+
+
+def paper_results(weights: str, dataset: str, normalization: str = PAPER_NORMALIZATION) -> dict[str, Any]:
     """The paper's numbers for ``weights`` on ``dataset`` (``"nights"``/``"bapps"``); ``ValueError`` for weights
-    that are not a released checkpoint, ``{}`` when the paper reports nothing for that dataset."""
+    that are not a released checkpoint, ``{}`` when the paper reports nothing for that dataset. Measured with
+    another ``normalization`` than the paper's, the ``note`` says that the two compare different embedding maps."""
     if weights not in PAPER_RESULTS:
         raise ValueError(
             f"--compare-paper needs one of the paper's released checkpoints as --weights ({sorted(PAPER_RESULTS)}),"
             f" got {weights!r}"
         )
-    return PAPER_RESULTS[weights].get(dataset, {})
+    results = dict(PAPER_RESULTS[weights].get(dataset, {}))
+    if results and normalization != PAPER_NORMALIZATION:
+        mismatch = (
+            f"the paper's numbers use --normalization {PAPER_NORMALIZATION} (v/||v||); these use {normalization},"
+            f" another embedding map: add --normalization {PAPER_NORMALIZATION} to compare like with like"
+        )
+        results["note"] = f"{results['note']}; {mismatch}" if "note" in results else mismatch
+    return results

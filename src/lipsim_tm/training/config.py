@@ -255,6 +255,17 @@ class TrainConfig:
         return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each setting's default as :meth:`to_dict` writes it (settings without a default are left out)."""
+        found = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                found[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                found[f.name] = f.default_factory()
+        return {name: [*value] if isinstance(value, tuple) else value for name, value in found.items()}
+
+    @classmethod
     def unshaping_settings(cls) -> frozenset[str]:
         """Settings that may change between a run and its resumption without changing what is trained."""
         return frozenset(f.name for f in dataclasses.fields(cls) if not f.metadata["shapes_training"])
@@ -349,6 +360,9 @@ class FinetuneConfig(TrainConfig):
     val_split: str | None = setting(
         "val", group="data", parse=optional_split, help="evaluation split after each epoch, or 'none'"
     )
+    min_votes: int = setting(
+        6, group="data", help="nights: keep the rows of data.csv with at least this many votes (official filter: 6)"
+    )
     margin: float = setting(0.5, group="data", help="hinge margin (official: 0.5 or 0.2)")
     normalization: str = setting(
         "augment",
@@ -411,6 +425,7 @@ class FinetuneConfig(TrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("dataset", self.dataset, FINETUNE_DATASETS)
+        check_int("min_votes", self.min_votes, minimum=1)
         if self.image_size is not None:
             check_int("image_size", self.image_size, minimum=1)
         check_number("norm_floor", self.norm_floor, minimum=0.0)

@@ -88,8 +88,13 @@ class FinetuneStep:
 def build_2afc_datasets(config: FinetuneConfig, image_size: int) -> tuple[Dataset, Dataset | None]:
     """Training and validation 2AFC datasets named by ``config`` (validation None when ``val_split`` is None)."""
     if config.dataset == "nights":
-        train = NightsDataset(config.data_dir, config.train_split, image_size=image_size)
-        val = NightsDataset(config.data_dir, config.val_split, image_size=image_size) if config.val_split else None
+        votes = config.min_votes
+        train = NightsDataset(config.data_dir, config.train_split, image_size=image_size, min_votes=votes)
+        val = (
+            NightsDataset(config.data_dir, config.val_split, image_size=image_size, min_votes=votes)
+            if config.val_split
+            else None
+        )
     elif config.dataset == "bapps":
         subsets = config.bapps_subsets
         train = BAPPS2AFCDataset(config.data_dir, config.train_split, subsets=subsets, image_size=image_size)

@@ -119,12 +119,14 @@ def _claim_output_dir(config: TrainConfig, out: Path, resuming: bool, context: D
 
 
 def _changed_settings(config: TrainConfig, saved: dict[str, Any]) -> dict[str, list[Any]]:
-    """``{setting: [checkpoint's value, this run's value]}`` for every setting that shapes training and differs."""
+    """``{setting: [checkpoint's value, this run's value]}`` for every setting that shapes training and differs. A
+    setting the checkpoint does not record (added to the package after it was written) had its default then."""
     unshaping = config.unshaping_settings()
+    defaults = type(config).defaults()
     return {
-        name: [saved.get(name), value]
+        name: [saved.get(name, defaults.get(name)), value]
         for name, value in config.to_dict().items()
-        if name not in unshaping and saved.get(name) != value
+        if name not in unshaping and saved.get(name, defaults.get(name)) != value
     }
 
 

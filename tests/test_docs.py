@@ -243,6 +243,20 @@ def test_paths_links_and_modules_exist(doc: Path) -> None:
     assert spelling_problems(text) == []
 
 
+RECIPE_SCRIPTS = sorted((ROOT / "recipes").rglob("*.sh"))
+
+
+@pytest.mark.parametrize("script", RECIPE_SCRIPTS, ids=doc_id)
+def test_recipe_scripts_parse(script: Path) -> None:
+    """The ``lipsim`` lines of the recipes' shell scripts (lines spreading a bash array are left out)."""
+    lines = []
+    for number, command in code_lines(textwrap.indent(script.read_text(), "    ")):
+        if "[@]}" not in command.replace('"${LIPSIM[@]}"', "").replace("${LIPSIM[@]}", ""):
+            lines.append(f"    {command}")
+    assert command_problems("\n".join(lines)) == []
+    assert spelling_problems(script.read_text()) == []
+
+
 PYTHON_BLOCKS = [(doc, block) for doc in DOCS for block in fenced_blocks(doc.read_text()) if block.language == "python"]
 
 

@@ -126,7 +126,7 @@ def inline_spans(text: str) -> list[str]:
 def command_problems(text: str) -> list[str]:
     """Command lines of ``text`` that the real parser refuses."""
     problems = []
-    candidates = [(n, c) for n, c in code_lines(text)]
+    candidates = list(code_lines(text))
     candidates += [(0, span) for span in inline_spans(text) if span.startswith("lipsim ")]
     for number, command in candidates:
         arguments = lipsim_arguments(command)
@@ -250,7 +250,7 @@ RECIPE_SCRIPTS = sorted((ROOT / "recipes").rglob("*.sh"))
 def test_recipe_scripts_parse(script: Path) -> None:
     """The ``lipsim`` lines of the recipes' shell scripts (lines spreading a bash array are left out)."""
     lines = []
-    for number, command in code_lines(textwrap.indent(script.read_text(), "    ")):
+    for _, command in code_lines(textwrap.indent(script.read_text(), "    ")):
         if "[@]}" not in command.replace('"${LIPSIM[@]}"', "").replace("${LIPSIM[@]}", ""):
             lines.append(f"    {command}")
     assert command_problems("\n".join(lines)) == []
@@ -283,6 +283,27 @@ def test_python_blocks_run(doc: Path, block: Block, workdir: Path, subprocess_en
         timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, f"{doc_id(doc)} line {block.line}:\n{proc.stderr[-3000:]}"
+
+
+def test_the_readme_names_every_dependency() -> None:
+    """The install paragraph names each run-time dependency of pyproject.toml (pillow was missing once)."""
+    import tomllib
+
+    setup = (ROOT / "README.md").read_text().split("## Score a folder")[0]
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)
+        assert f"`{requirement}`" in setup or f"`{name}" in setup, requirement
+
+
+def test_the_api_page_lists_what_two_afc_returns() -> None:
+    """docs/api.md names TwoAFCResult's fields (an earlier README promised a "decision" field)."""
+    from lipsim_tm.functional import TwoAFCResult
+
+    line = next(line for line in (ROOT / "docs" / "api.md").read_text().splitlines() if "TwoAFCResult`:" in line)
+    named = set(re.findall(r"`(\w+)`", line.split(":", 1)[1]))
+    fields = set(TwoAFCResult._fields)
+    assert named - {"two_afc"} <= fields, named - fields
+    assert {"prefers_img1", "tie", "d0", "d1", "certificate"} <= named
 
 
 # --- the checkers catch stale docs -------------------------------------------------------------------------------

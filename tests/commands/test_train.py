@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -80,6 +82,9 @@ def test_distill_cli_writes_checkpoints_log_and_an_export_the_metrics_load(tmp_p
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2]
     assert {"loss", "lr", "images_per_s"} <= set(rows[0])
+    documented = (Path(__file__).parents[2] / "docs" / "training.md").read_text()
+    columns = re.search(r"`log.csv` \(columns ([^)]*)\)", documented).group(1)
+    assert re.findall(r"`(\w+)`", columns) == list(rows[0])  # docs/training.md names the log's columns
     assert len(list((tmp_path / "cache").rglob("*.pt"))) == 8  # one teacher embedding per view
     # lipsim export re-exports the last checkpoint with the same weights.
     assert main(["export", str(out), str(tmp_path / "again.pt")]) == 0

@@ -82,6 +82,20 @@ def test_shared_instance_stays_trainable_and_gets_no_gradient() -> None:
     assert x.grad is not None
 
 
+def test_a_shared_instance_is_converted_with_the_metric_as_the_readme_says() -> None:
+    """README: a network passed as ``weights=`` is shared, not copied; ``.to(torch.float64)`` and ``set_dtype`` on
+    the metric convert it, ``.double()`` changes nothing (torchmetrics)."""
+    for convert, converted in [
+        (lambda m: m.to(torch.float64), True),
+        (lambda m: m.set_dtype(torch.float64), True),
+        (lambda m: m.double(), False),
+    ]:
+        net = tiny()
+        metric = convert(LipSimDistance(net))
+        assert metric.backbone is net
+        assert all((p.dtype == torch.float64) == converted for p in net.parameters())
+
+
 def test_frozen_network_stays_in_eval_inside_a_training_parent() -> None:
     parent = nn.Module()
     parent.metric = LipSimDistance(W)

@@ -1,19 +1,24 @@
 """Paths users give, checked before any work (:func:`check_file`, :func:`check_folder`, :func:`check_writable`,
-:func:`make_folder`), and writing files so that a failure never leaves a partial file nor costs the previous good
-one, and says why.
+:func:`make_folder`); writing files so that a failure never leaves a partial file nor costs the previous good
+one, and says why; and one process's claim on an output folder (:class:`FolderLock`).
 
 Every writer of the package (checkpoints, exports, teacher-cache entries, galleries, reports, scores files,
 downloads) writes through :func:`atomic_file`: a temporary file in the target's folder, flushed and fsynced, then
-``os.replace``-d onto the target, so a reader sees the old file or the complete new one, never a part. A failure
+``os.replace``-d onto the target, so a reader sees the old file or the complete new one, never a part. The
+temporary file of a process killed while writing is removed by the next write of the same file. A failure
 of the file system (no space, the file-size limit, a read-only folder, a quota, no permission) becomes a
 :class:`WriteError` that names the file and the cause in words.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import socket
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,6 +149,26 @@ class _Recorder:
         return getattr(self.handle, name)
 
 
+def _temporary_prefix(path: Path) -> str:
+    """Temporary files of ``path`` are ``.<name>.<host>.<pid>.<random>.tmp``: their writer can be told dead."""
+    return f".{path.name}.{socket.gethostname()}."
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """Remove the temporary files of ``path`` left by processes of this host that died while writing it (killed,
+    out of memory): nothing else could ever remove them. A live writer's temporary file is left alone."""
+    prefix = _temporary_prefix(path)
+    try:
+        entries = [entry.name for entry in os.scandir(path.parent) if entry.name.startswith(prefix)]
+    except OSError:
+        return
+    for name in entries:
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if name.endswith(".tmp") and pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                (path.parent / name).unlink()
+
+
 @contextmanager
 def atomic_file(path: str | os.PathLike[str], what: str, *, text: bool = False) -> Iterator[IO[Any]]:
     """A file to write ``what`` (e.g. "checkpoint") at ``path`` in, replacing ``path`` only when the block ends
@@ -154,8 +179,11 @@ def atomic_file(path: str | os.PathLike[str], what: str, *, text: bool = False) 
         raise IsADirectoryError(f"expected {_article(what)}, got the folder {path}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write the {what} {path}: its folder {path.parent} does not exist")
+    _remove_dead_temporaries(path)
     try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp"
+        )
     except OSError as error:
         raise write_error(path, error, what) from error
     recorder = None
@@ -187,3 +215,86 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, what: str = "file
     """``text`` (UTF-8) to ``path`` through :func:`atomic_file`."""
     with atomic_file(path, what, text=True) as handle:
         handle.write(text)
+
+
+class FolderBusyError(ValueError):
+    """Another live process holds the lock of a folder (:class:`FolderLock`)."""
+
+
+class FolderLock:
+    """An exclusive claim on an output folder by one process: the file ``.<name>.lock`` beside the folder (so it
+    survives the folder being moved aside), created atomically (``O_EXCL``) and holding ``host pid``.
+
+    :meth:`acquire` raises :class:`FolderBusyError` while a live process on this host holds it, or a process on
+    another host (whose liveness cannot be seen from here: the message names the file to delete); a lock left
+    by a process that died (killed, crashed) is taken over with a note. :meth:`release` removes it.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], what: str) -> None:
+        folder = Path(folder)
+        self.path = folder.parent / f".{folder.name}.lock"
+        self.folder, self.what = folder, what
+        self.held = False
+
+    @staticmethod
+    def _owner() -> str:
+        return f"{socket.gethostname()} {os.getpid()}"
+
+    def _holder(self) -> tuple[str, int] | None:
+        """``(host, pid)`` written in the lock file, or None when it is unreadable or empty (being written)."""
+        try:
+            host, pid = self.path.read_text(encoding="utf-8").split()
+            return host, int(pid)
+        except (OSError, ValueError):
+            return None
+
+    def _age(self) -> float:
+        try:
+            return time.time() - self.path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def acquire(self) -> FolderLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):  # the second try after removing a dead process's lock
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, default_file_mode())
+            except FileExistsError:
+                holder = self._holder()
+                if holder is None and self._age() > 10.0:  # created by a process killed before it wrote its name
+                    holder = (socket.gethostname(), -1)
+                if holder is None or holder[0] != socket.gethostname() or _alive(holder[1]):
+                    who = f"process {holder[1]} on {holder[0]}" if holder else "another process"
+                    raise FolderBusyError(
+                        f"the {self.what} {self.folder} is in use by {who} (lock {self.path}): wait for it to finish"
+                        f" or choose another folder; if no run is using it, delete {self.path}"
+                    ) from None
+                print(
+                    f"note: taking over the lock of {self.folder} left by process {holder[1]}, which has ended",
+                    file=sys.stderr,
+                )
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self._owner() + "\n")
+            self.held = True
+            return self
+        raise FolderBusyError(f"cannot lock the {self.what} {self.folder}: {self.path} keeps reappearing")
+
+    def release(self) -> None:
+        if self.held and self._holder() == (socket.gethostname(), os.getpid()):
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

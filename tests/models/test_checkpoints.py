@@ -201,7 +201,7 @@ def test_truncated_file(official: torch.nn.Module, tmp_path: Path) -> None:
     path = tmp_path / "model.ckpt-10.pth"
     save_official_checkpoint(official, path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(ValueError, match=r"cannot read checkpoint '.*model\.ckpt-10\.pth': it is corrupted, truncated"):
+    with pytest.raises(ValueError, match=r"cannot read weights '.*model\.ckpt-10\.pth': it is corrupted, truncated"):
         load_backbone(path, config=CONFIG)
 
 
@@ -209,7 +209,7 @@ def test_truncated_file(official: torch.nn.Module, tmp_path: Path) -> None:
 def test_garbage_bytes(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "garbage.pth"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=r"cannot read checkpoint '.*garbage\.pth': it is corrupted, truncated"):
+    with pytest.raises(ValueError, match=r"cannot read weights '.*garbage\.pth': it is corrupted, truncated"):
         load_backbone(path)
 
 
@@ -221,7 +221,7 @@ def test_arbitrary_pickle_is_refused(tmp_path: Path, writer: str) -> None:
         torch.save({"model_state_dict": NotACheckpoint()}, path)
     else:
         path.write_bytes(pickle.dumps(NotACheckpoint()))
-    with pytest.raises(ValueError, match=r"cannot read checkpoint '.*object\.pkl'"):
+    with pytest.raises(ValueError, match=r"cannot read weights '.*object\.pkl'"):
         load_backbone(path)
 
 
@@ -248,7 +248,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_directory_is_not_a_checkpoint(tmp_path: Path) -> None:
-    with pytest.raises(IsADirectoryError, match="expected a checkpoint file, got the folder"):
+    with pytest.raises(IsADirectoryError, match="expected a weights file, got the folder"):
         load_backbone(tmp_path)
 
 

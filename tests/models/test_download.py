@@ -44,7 +44,8 @@ def test_download_is_atomic_recorded_and_reused_without_network(
     assert download_file([served.url("/files/net.pth")], target, progress=False) == target
     assert target.read_bytes() == DATA
     # written to a hidden temporary file in the same folder, complete before the rename
-    [(src, dst, content)] = renames
+    [(src, dst, content), (_, record, _)] = renames  # the file, then its sha256 record (atomic too)
+    assert record == target.with_name("net.pth.sha256")
     assert dst == target
     assert src.parent == target.parent
     assert src.name.startswith(".net.pth.")
@@ -76,14 +77,45 @@ def test_sha256_mismatch_discards_the_download(served: LocalServer, cache: Path)
     assert _listing(cache) == []
 
 
-def test_cached_file_with_the_wrong_hash_is_refused_without_network(served: LocalServer, cache: Path) -> None:
+def test_a_cached_file_without_its_registered_hash_is_downloaded_again(
+    served: LocalServer, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = cache / "net.pth"
     cache.mkdir()
     target.write_bytes(b"not the weights")
-    actual = hashlib.sha256(b"not the weights").hexdigest()
-    with pytest.raises(ValueError, match=rf"sha256 mismatch for .*net\.pth'?: expected {SHA}, got {actual}.*delete it"):
-        download_file([served.url("/files/net.pth")], target, sha256=SHA)
-    assert served.requests == []
+    assert download_file([served.url("/files/net.pth")], target, sha256=SHA, progress=False) == target
+    assert target.read_bytes() == DATA
+    assert "no longer has its registered sha256 (damaged or replaced): downloading it again" in capsys.readouterr().err
+    assert served.requests == ["/files/net.pth"]
+
+
+def test_a_damaged_download_is_fetched_again_by_its_recorded_hash(
+    served: LocalServer, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No registered sha256 (the released checkpoints): the digest recorded at download is the reference."""
+    target = cache / "net.pth"
+    download_file([served.url("/files/net.pth")], target, progress=False)
+    assert (cache / "net.pth.sha256").read_text().split()[0] == SHA
+    target.write_bytes(DATA[:10])  # truncated, as a crash or a full disk leaves a copy
+    assert download_file([served.url("/files/net.pth")], target, progress=False) == target
+    assert target.read_bytes() == DATA
+    assert "no longer has its recorded sha256" in capsys.readouterr().err
+    assert served.requests == ["/files/net.pth", "/files/net.pth"]
+    # A file placed by hand, with no record and no registered digest, is taken as it is, offline.
+    (cache / "net.pth.sha256").unlink()
+    target.write_bytes(b"placed by hand")
+    assert download_file(["http://127.0.0.1:9/x"], target, progress=False) == target
+
+
+def test_a_damaged_download_offline_says_so_and_how_to_place_it(cache: Path, capsys) -> None:
+    target = cache / "net.pth"
+    cache.mkdir()
+    target.write_bytes(b"damaged")
+    (cache / "net.pth.sha256").write_text(f"{SHA}  net.pth\n")
+    with pytest.raises(DownloadError, match="To place the file by hand"):
+        download_file(["http://127.0.0.1:9/x"], target, progress=False)
+    assert "downloading it again" in capsys.readouterr().err
+    assert not target.exists()
 
 
 @pytest.mark.parametrize(("code", "reason"), [(404, "Not Found"), (500, "Internal Server Error")])

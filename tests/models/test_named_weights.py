@@ -234,7 +234,7 @@ def test_unknown_strings_list_the_registered_names(tmp_path: Path) -> None:
         resolve_backbone("lipsim")
     with pytest.raises(ValueError, match=r"'no/such\.pt' is neither a registered name.*'lipsim-margin0\.5'"):
         resolve_backbone("no/such.pt")
-    with pytest.raises(FileNotFoundError, match="checkpoint file not found"):  # a path object is always a path
+    with pytest.raises(FileNotFoundError, match="weights file not found"):  # a path object is always a path
         resolve_backbone(tmp_path / "default")
     with pytest.raises(ValueError, match=r"'small' names a configuration, not weights.*'lipsim-margin0\.5'"):
         resolve_backbone("small")

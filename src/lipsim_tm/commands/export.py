@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 DESCRIPTION = (
@@ -14,7 +15,9 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
-    parser.add_argument("checkpoint", help="training checkpoint file, or a run's output folder (its latest checkpoint)")
+    parser.add_argument(
+        "checkpoint", help="training checkpoint file, or a run's output folder (its newest readable checkpoint)"
+    )
     parser.add_argument("output", help="export file to write (replaced atomically if it exists)")
 
 
@@ -25,11 +28,14 @@ def run(args: argparse.Namespace) -> int:
 
     path = Path(args.checkpoint)
     if path.is_dir():
-        latest = CheckpointManager(path / "checkpoints").latest() or CheckpointManager(path).latest()
-        if latest is None:
+        found = CheckpointManager(path / "checkpoints").newest_readable() or CheckpointManager(path).newest_readable()
+        if found is None:
             raise FileNotFoundError(f"no checkpoint-<step>.pt in {path} or {path / 'checkpoints'}")
-        path = latest
-    state = load_training_checkpoint(path)
+        path, state, skipped = found
+        for line in skipped:
+            print(f"lipsim export: note: skipping {line}; exporting {path.name}", file=sys.stderr)
+    else:
+        state = load_training_checkpoint(path)
     backbone = LipSimBackbone(config_from_dict(state["model_config"], source=str(path)))
     backbone.load_state_dict(state["model"])
     metadata = {

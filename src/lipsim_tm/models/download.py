@@ -2,16 +2,17 @@
 
 The cache folder is ``$LIPSIM_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/lipsim_tm``, else ``~/.cache/lipsim_tm``
 (see :func:`cache_dir`). :func:`download_file` reuses a file that is already there without any network
-access, and otherwise streams it (standard library ``urllib`` only) into a temporary file in the same
-folder that is renamed onto the target only once it is complete and its sha256 checked, so no reader ever
-sees a partial file. The sha256 of every downloaded file is printed and recorded next to it as
-``<file>.sha256`` (``sha256sum`` format).
+access when it still has its sha256 (the registered one, else the one recorded at download; a file without
+either is taken as it is), downloads a damaged one again with a one-line note, and otherwise streams it
+(standard library ``urllib`` only) into a temporary file in the same folder that is renamed onto the target only
+once it is complete and its sha256 checked, so no reader ever sees a partial file. The sha256 of every
+downloaded file is printed and recorded next to it as ``<file>.sha256`` (``sha256sum`` format).
 
 Errors:
     :class:`DownloadError` (a ``RuntimeError``): no URL delivered the file (HTTP error, refused
     connection, timeout, truncated body, or an HTML page instead of the file). The message names every
     URL tried with its error, the cache path, and how to place the file there by hand.
-    ``ValueError``: a sha256 mismatch, of a download (which is discarded) or of a file already in the cache.
+    ``ValueError``: a sha256 mismatch of a download (which is discarded).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlencode, urljoin
 
-from lipsim_tm.files import WriteError, atomic_file
+from lipsim_tm.files import WriteError, atomic_file, atomic_write_text
 from lipsim_tm.models.checkpoints.io import file_sha256
 
 #: Environment variable that overrides the cache folder.
@@ -61,15 +62,21 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "lipsim_tm"
 
 
-def check_sha256(path: str | os.PathLike[str], expected: str) -> None:
-    """Raise ``ValueError`` naming ``path``, the expected and the actual digest unless the file's sha256 is
-    ``expected`` (hex). A file is hashed once per (path, size, modification time) in a process."""
-    path = Path(path).resolve()
+def _digest(path: Path) -> str:
+    """The file's sha256, hashed once per (path, size, modification time) in a process."""
+    path = path.resolve()
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _VERIFIED:
         _VERIFIED[key] = file_sha256(path)
-    actual = _VERIFIED[key]
+    return _VERIFIED[key]
+
+
+def check_sha256(path: str | os.PathLike[str], expected: str) -> None:
+    """Raise ``ValueError`` naming ``path``, the expected and the actual digest unless the file's sha256 is
+    ``expected`` (hex)."""
+    path = Path(path).resolve()
+    actual = _digest(path)
     if actual != expected.lower():
         raise ValueError(
             f"sha256 mismatch for {str(path)!r}: expected {expected.lower()}, got {actual}; the file is corrupted"
@@ -98,15 +105,20 @@ def download_file(
 
     Raises:
         DownloadError: no URL delivered the file (see the module docstring); nothing is left behind.
-        ValueError: sha256 mismatch, or ``urls`` empty.
+        ValueError: the download's sha256 differs from ``sha256``, or ``urls`` is empty.
     """
     path = Path(path)
     if isinstance(urls, str) or not urls:
         raise ValueError(f"urls must be a non-empty sequence of URLs, got {urls!r}")
     if path.is_file():
-        if sha256 is not None:
-            check_sha256(path, sha256)
-        return path
+        expected, source = (sha256, "registered") if sha256 is not None else (_recorded_digest(path), "recorded")
+        if expected is None or _digest(path) == expected.lower():
+            return path
+        sys.stderr.write(
+            f"lipsim_tm: note: {str(path)!r} no longer has its {source} sha256 (damaged or replaced): downloading it"
+            " again\n"
+        )
+        path.unlink()
     show = _stderr_is_tty() if progress is None else progress
     path.parent.mkdir(parents=True, exist_ok=True)
     failures = []
@@ -213,10 +225,23 @@ def _show_progress(name: str, received: int, total: int | None) -> None:
     sys.stderr.flush()
 
 
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _recorded_digest(path: Path) -> str | None:
+    """The sha256 recorded next to ``path`` when it was downloaded (``<file>.sha256``), or None."""
+    try:
+        words = _record_path(path).read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return words[0].lower() if words and len(words[0]) == 64 else None
+
+
 def _record(path: Path, url: str, digest: str, *, known: bool) -> None:
     """Write ``<path>.sha256`` and report the download on stderr."""
-    record = path.with_name(path.name + ".sha256")
-    record.write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+    record = _record_path(path)
+    atomic_write_text(record, f"{digest}  {path.name}\n", "download record")
     check = "matches the registered sha256" if known else "no published sha256 to check it against"
     sys.stderr.write(
         f"lipsim_tm: downloaded {url} to {str(path)!r} ({path.stat().st_size:,} bytes); sha256 {digest}"

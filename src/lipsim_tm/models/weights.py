@@ -96,7 +96,7 @@ def _load_registered(name: str) -> LipSimBackbone:
 
     entry = registry.get_entry(name)
     path = registry.weights_file(name)
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, f"weights {name!r}")
     found = "export" if is_export(checkpoint) else "official"
     if found != entry.format:
         raise ValueError(f"weights={name!r}: {str(path)!r} is registered as format {entry.format!r} but is {found!r}")

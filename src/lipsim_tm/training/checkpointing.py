@@ -74,6 +74,20 @@ class CheckpointManager:
         found = self.checkpoints()
         return found[-1] if found else None
 
+    def newest_readable(self) -> tuple[Path, dict[str, Any], list[str]] | None:
+        """The newest checkpoint that reads as a training checkpoint, its state, and one line for each newer one that
+        does not (damaged: truncated or corrupted by a crash or a full disk, or not a checkpoint); None when the
+        folder holds no checkpoint. ``ValueError`` when it holds checkpoints and none of them reads."""
+        skipped = []
+        for path in reversed(self.checkpoints()):
+            try:
+                return path, load_training_checkpoint(path), skipped
+            except ValueError as error:
+                skipped.append(f"{path.name} is damaged ({error})")
+        if skipped:
+            raise ValueError(f"no readable checkpoint in {self.directory}: " + "; ".join(skipped))
+        return None
+
     def save(self, state: dict[str, Any], step: int) -> Path:
         """Write ``state`` atomically as the checkpoint of ``step``, then prune to the last ``keep_last``."""
         self.directory.mkdir(parents=True, exist_ok=True)

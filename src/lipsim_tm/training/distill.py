@@ -14,6 +14,7 @@ batch, and the value does not depend on the batch size.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -198,7 +199,12 @@ def run_distill(
         cache = TeacherCache(config.teacher_cache, teacher, config.teacher_id or teacher_id)
     step = DistillStep(teacher, kind=config.loss, cache=cache)
     summary = {"images": len(dataset), "teacher_id": cache.teacher_id if cache else (config.teacher_id or teacher_id)}
-    return train(config, model=model, dataset=dataset, step_fn=step, context=context, summary=summary)
+    result = train(config, model=model, dataset=dataset, step_fn=step, context=context, summary=summary)
+    if cache is not None and cache.replaced:
+        process = f" (rank {context.rank})" if context.distributed else ""
+        print(f"note: recomputed {cache.replaced} damaged teacher-cache entries in {cache.directory}{process}",
+              file=sys.stderr)  # fmt: skip
+    return result
 
 
 def precompute_teacher_embeddings(

@@ -7,25 +7,38 @@ elsewhere (a file, a pipe, a CI log) it writes a plain line at each tenth of the
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
+from lipsim_tm.files import CAUSES, WriteError, atomic_write_text
+
 
 class CSVLogger:
     """Appends rows to a CSV file; the header is written once and new columns are refused.
 
-    Appending (not truncating) lets a resumed run continue the log of the run it resumes.
+    Appending (not truncating) lets a resumed run continue the log of the run it resumes. A run killed while
+    appending can leave an unfinished last line: it is dropped (with a note) when the log is opened again.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.fieldnames: list[str] | None = None
         if self.path.is_file() and self.path.stat().st_size > 0:
+            self._drop_unfinished_line()
             with self.path.open(newline="") as handle:
                 self.fieldnames = next(csv.reader(handle), None)
+
+    def _drop_unfinished_line(self) -> None:
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        if text.endswith("\n"):
+            return
+        atomic_write_text(self.path, text[: text.rfind("\n") + 1], "training log")
+        print(f"note: dropped the unfinished last line of {self.path} (the run stopped while writing it)",
+              file=sys.stderr)  # fmt: skip
 
     def drop_after(self, step: int) -> None:
         """Remove the rows of steps after ``step`` (a resumed run redoes them, so its log never repeats a step)."""
@@ -36,22 +49,34 @@ class CSVLogger:
         kept = [row for row in rows if int(row["step"]) <= step]
         if len(kept) == len(rows):
             return
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, self.fieldnames)
-            writer.writeheader()
-            writer.writerows(kept)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, self.fieldnames)
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_text(self.path, text.getvalue(), "training log")
 
     def log(self, row: dict[str, float | int | str]) -> None:
         if self.fieldnames is None:
             self.fieldnames = list(row)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("w", newline="") as handle:
-                csv.writer(handle).writerow(self.fieldnames)
+            header = io.StringIO(newline="")
+            csv.writer(header).writerow(self.fieldnames)
+            atomic_write_text(self.path, header.getvalue(), "training log")
         unknown = [k for k in row if k not in self.fieldnames]
         if unknown:
             raise ValueError(f"log row has columns {unknown} that are not in {self.path}'s header {self.fieldnames}")
-        with self.path.open("a", newline="") as handle:
-            csv.DictWriter(handle, self.fieldnames).writerow(row)
+        line = io.StringIO(newline="")
+        csv.DictWriter(line, self.fieldnames).writerow(row)
+        try:
+            with self.path.open("a", newline="", encoding="utf-8") as handle:
+                handle.write(line.getvalue())  # one write: a crash leaves at most one unfinished line
+        except OSError as error:
+            cause = CAUSES.get(error.errno or 0, error.strerror or str(error))
+            raise WriteError(
+                f"cannot append to the training log {self.path}: {cause}\n--resume latest continues from the last"
+                " checkpoint",
+                error.errno,
+            ) from error
 
 
 class ProgressBar:

@@ -5,6 +5,10 @@ key therefore combines ``teacher_id`` (which must change whenever the teacher's 
 change; for an ``nn.Module`` teacher the default is its class name plus a hash of its state dict)
 with the view key of :class:`~lipsim_tm.data.image_folder.ViewSpec` (file path, size and
 modification time, resize, crop box, flip). Each file also stores its full key, checked on read.
+
+An entry is recomputable by definition: one that cannot be read back (truncated or corrupted by a crash or a
+full disk, or holding another key) is computed again and rewritten, and counted in ``replaced``. Entries are
+written atomically, so processes sharing one cache folder never read a partial entry.
 """
 
 from __future__ import annotations
@@ -56,11 +60,25 @@ class TeacherCache:
         self.teacher_id = teacher_id if teacher_id is not None else default_teacher_id(teacher)
         self.hits = 0
         self.misses = 0
+        #: Damaged entries computed again and rewritten.
+        self.replaced = 0
 
     def _path(self, key: str) -> tuple[Path, str]:
         full = f"{self.teacher_id}\n{key}"
         digest = hashlib.sha256(full.encode("utf-8")).hexdigest()
         return self.directory / digest[:2] / f"{digest}.pt", full
+
+    @staticmethod
+    def _read(path: Path, full: str) -> Tensor | None:
+        """The embedding stored at ``path`` under ``full``, or None when the entry is damaged."""
+        try:
+            stored = read_checkpoint(path, "teacher-cache entry")
+        except (ValueError, OSError):
+            return None
+        if not isinstance(stored, dict) or stored.get("key") != full:
+            return None
+        embedding = stored.get("embedding")
+        return embedding if isinstance(embedding, Tensor) and embedding.ndim == 1 else None
 
     def embed(self, images: Tensor, keys: Sequence[str]) -> Tensor:
         """Teacher embeddings ``(N, D)`` of ``images`` ``(N, 3, S, S)`` whose views are named by ``keys``."""
@@ -69,13 +87,10 @@ class TeacherCache:
         found: list[Tensor | None] = []
         for key in keys:
             path, full = self._path(key)
-            if path.is_file():
-                stored = read_checkpoint(path, "teacher-cache entry")
-                if not isinstance(stored, dict) or stored.get("key") != full:
-                    raise ValueError(f"teacher cache file {path} does not hold the embedding of {key!r}")
-                found.append(stored["embedding"])
-            else:
-                found.append(None)
+            embedding = self._read(path, full) if path.is_file() else None
+            if path.is_file() and embedding is None:
+                self.replaced += 1
+            found.append(embedding)
         missing = [i for i, e in enumerate(found) if e is None]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)

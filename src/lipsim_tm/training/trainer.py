@@ -34,7 +34,7 @@ from lipsim_tm.distributed import (
     unwrap_model,
     wrap_model,
 )
-from lipsim_tm.files import WriteError
+from lipsim_tm.files import FolderBusyError, FolderLock, WriteError
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.checkpoints.export import config_to_dict
 from lipsim_tm.training.checkpointing import (
@@ -143,18 +143,29 @@ def _apply_changed_optimiser(config: TrainConfig, optimizer: torch.optim.Optimiz
     scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
-def _resolve_resume(config: TrainConfig, manager: CheckpointManager) -> Path | None:
+def _resolve_resume(
+    config: TrainConfig, manager: CheckpointManager, context: DistributedContext
+) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint to resume from and its state: ``config.resume``'s file, or for ``latest``/``auto`` the newest
+    readable one (a damaged newer one is skipped, with a note); None to start afresh."""
     if config.resume is None:
         return None
     if config.resume in ("latest", "auto"):
-        latest = manager.latest()
-        if latest is None and config.resume == "latest":
-            raise FileNotFoundError(f"resume='latest' but there is no checkpoint in {manager.directory}")
-        return latest
+        found = manager.newest_readable()
+        if found is None:
+            if config.resume == "latest":
+                raise FileNotFoundError(f"resume='latest' but there is no checkpoint in {manager.directory}")
+            return None
+        path, state, skipped = found
+        if skipped and context.is_main:
+            for line in skipped:
+                print(f"note: skipping {line}", file=sys.stderr)
+            print(f"note: resuming from {path.name}, the newest readable checkpoint", file=sys.stderr)
+        return path, state
     path = Path(config.resume)
     if not path.is_file():
         raise FileNotFoundError(f"resume checkpoint not found: {path}")
-    return path
+    return path, load_training_checkpoint(path)
 
 
 class _Run:
@@ -204,10 +215,11 @@ class _Run:
         self.elapsed_before = 0.0
         self.resumes: list[dict[str, Any]] = []
         self.model_fields = config_to_dict(model.config)
-        self.resume_path = _resolve_resume(config, self.manager)
-        _claim_output_dir(config, self.out, self.resume_path is not None, context)
-        if self.resume_path is not None:
-            self._resume(self.resume_path)
+        resumed = _resolve_resume(config, self.manager, context)
+        self.resume_path = resumed[0] if resumed is not None else None
+        _claim_output_dir(config, self.out, resumed is not None, context)
+        if resumed is not None:
+            self._resume(*resumed)
         self.start_step = self.step
         self.logger = CSVLogger(self.out / "log.csv") if context.is_main else None
         self.eval_logger = CSVLogger(self.out / "eval.csv") if context.is_main and evaluate is not None else None
@@ -235,10 +247,9 @@ class _Run:
         self.committing = False  # True while an optimiser step may have half-updated the parameters
         self.start_time = time.perf_counter()
 
-    def _resume(self, path: Path) -> None:
+    def _resume(self, path: Path, state: dict[str, Any]) -> None:
         """Load a checkpoint's model, optimiser, schedule, position and RNG states (settings checked first)."""
         config = self.config
-        state = load_training_checkpoint(path)
         if state.get("model_config") != self.model_fields:
             raise ValueError(
                 f"checkpoint {path} was written for model config {state.get('model_config')}, "
@@ -429,20 +440,39 @@ def train(
     ``log_every`` steps), ``eval.csv`` (every epoch, when ``evaluate`` is given) and, when the run
     completes, ``export.pt`` (inference weights with metadata, loadable by the metrics).
     """
-    run = _Run(config, model, dataset, context, evaluate)
-    stop = StopFlag()
+    lock = _lock_output_dir(config, context)
     try:
-        with stop.installed():
-            while not run.done and not run.result.interrupted:
-                run.epoch(step_fn, stop)
-    except KeyboardInterrupt:
-        run.result.interrupted = True
-        if not run.committing and run.saved_step != run.step:  # a half-updated model keeps the last checkpoint
-            run.checkpoint()
-        raise
+        run = _Run(config, model, dataset, context, evaluate)
+        stop = StopFlag()
+        try:
+            with stop.installed():
+                while not run.done and not run.result.interrupted:
+                    run.epoch(step_fn, stop)
+        except KeyboardInterrupt:
+            run.result.interrupted = True
+            if not run.committing and run.saved_step != run.step:  # a half-updated model keeps the last checkpoint
+                run.checkpoint()
+            raise
+        finally:
+            run.bar.close()
+        return run.finish(summary)
     finally:
-        run.bar.close()
-    return run.finish(summary)
+        if lock is not None:
+            lock.release()
+
+
+def _lock_output_dir(config: TrainConfig, context: DistributedContext) -> FolderLock | None:
+    """Rank 0's exclusive claim on the run folder (:class:`~lipsim_tm.files.FolderLock`), so two runs never write
+    one folder; every rank raises when it is taken (the ranks agree through one collective)."""
+    lock, refusal = None, None
+    if context.is_main:
+        try:
+            lock = FolderLock(config.output_dir, "run folder").acquire()
+        except FolderBusyError as error:
+            refusal = error
+    if any_rank(refusal is not None, context):
+        raise refusal or FolderBusyError(f"the run folder {config.output_dir} is in use by another run")
+    return lock
 
 
 def build_student(config: TrainConfig) -> LipSimBackbone:

@@ -36,7 +36,7 @@ def load_backbone(
     """
     device = torch.device(map_location)
     if isinstance(path_or_state, (str, os.PathLike)):
-        obj = read_checkpoint(path_or_state)
+        obj = read_checkpoint(path_or_state, "weights")
         path_label = repr(os.fspath(path_or_state))
         export_source, official_source = f"export {path_label}", f"checkpoint {path_label}"
     elif isinstance(path_or_state, Mapping):

@@ -227,7 +227,9 @@ def load_official_checkpoint(
     """
     if isinstance(path_or_state, (str, os.PathLike)):
         source = f"checkpoint {os.fspath(path_or_state)!r}"
-        return backbone_from_official(read_checkpoint(path_or_state), config=config, source=source)
+        return backbone_from_official(
+            read_checkpoint(path_or_state, "official checkpoint"), config=config, source=source
+        )
     if isinstance(path_or_state, Mapping):
         return backbone_from_official(path_or_state, config=config)
     raise TypeError(f"path_or_state must be a path or a dict, got {type(path_or_state).__name__}")

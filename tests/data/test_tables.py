@@ -122,3 +122,10 @@ def test_folders_without_a_common_name_are_refused(tmp_path: Path) -> None:
     _touch_images(tmp_path / "b", "2.png")
     with pytest.raises(ValueError, match="hold no image of the same name"):
         pair_folders(tmp_path / "a", tmp_path / "b")
+
+
+def test_a_damaged_table_is_named(tmp_path: Path) -> None:
+    table = tmp_path / "pairs.csv"
+    table.write_bytes(bytes(range(256)) * 4)  # not text
+    with pytest.raises(ValueError, match=r"pairs\.csv is not a readable CSV table"):
+        read_pairs(table)

@@ -52,16 +52,19 @@ def _resolve(root: Path, value: str) -> Path:
 
 def _read_rows(table: Path, required: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     check_file(table, "CSV table")
-    with table.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = [name.strip() for name in reader.fieldnames or []]
-        missing = [name for name in required if name not in header]
-        if missing:
-            raise ValueError(
-                f"{table}: the header must name the columns {list(required)}; missing {missing}, found {header}"
-            )
-        reader.fieldnames = header
-        rows = [(line, row) for line, row in enumerate(reader, start=2)]
+    try:
+        with table.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = [name.strip() for name in reader.fieldnames or []]
+            missing = [name for name in required if name not in header]
+            if missing:
+                raise ValueError(
+                    f"{table}: the header must name the columns {list(required)}; missing {missing}, found {header}"
+                )
+            reader.fieldnames = header
+            rows = [(line, row) for line, row in enumerate(reader, start=2)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{table} is not a readable CSV table (UTF-8 text): {error}") from None
     if not rows:
         raise ValueError(f"{table} holds no rows after its header")
     return header, rows

@@ -96,14 +96,19 @@ RUN_FILES: tuple[str, ...] = ("log.csv", "eval.csv", "export.pt", "checkpoints")
 def _previous_run(out: Path) -> list[str]:
     """The files of an earlier run in ``out`` (empty when there are none)."""
     found = [name for name in RUN_FILES if (out / name).exists()]
-    if "checkpoints" in found and not any((out / "checkpoints").iterdir()):
-        found.remove("checkpoints")
+    if "checkpoints" in found and not CheckpointManager(out / "checkpoints").checkpoints():
+        found.remove("checkpoints")  # no checkpoint in it (at most the temporary file of a killed write)
     return found
 
 
 def _claim_output_dir(config: TrainConfig, out: Path, resuming: bool, context: DistributedContext) -> None:
-    """Refuse to start a fresh run over an earlier one, unless ``overwrite``: then move it aside (never delete)."""
+    """Refuse to start a fresh run over an earlier one, unless ``overwrite``: then move it aside (never delete).
+    ``resume="auto"`` over a run that stopped before its first checkpoint (only logs) starts it again."""
     previous = [] if resuming else _previous_run(out)
+    if config.resume == "auto" and previous and set(previous) <= {"log.csv", "eval.csv"}:
+        if context.is_main:
+            print(f"note: {out} holds no checkpoint of its earlier run: starting it again", file=sys.stderr)
+        return  # the logs' rows are dropped as the run starts at step 0
     if previous and not config.overwrite:
         raise ValueError(
             f"the run folder {str(out)!r} holds an earlier run ({', '.join(previous)}): pass --resume latest to"
@@ -214,6 +219,8 @@ class _Run:
         self.step = self.epoch_index = self.batch_in_epoch = 0
         self.elapsed_before = 0.0
         self.resumes: list[dict[str, Any]] = []
+        self.restored_evaluations: list[dict[str, float]] = []  # of the steps before a resumed checkpoint
+        self.last_loss: float | None = None  # the loss of the last step before a resumed checkpoint
         self.model_fields = config_to_dict(model.config)
         resumed = _resolve_resume(config, self.manager, context)
         self.resume_path = resumed[0] if resumed is not None else None
@@ -239,6 +246,7 @@ class _Run:
             interrupted=False,
             last_checkpoint=self.resume_path,
             is_main=context.is_main,
+            evaluations=self.restored_evaluations,
         )
         self.bar = ProgressBar(
             self.total, initial=self.step, description=config.stage, enabled=config.progress and context.is_main
@@ -276,6 +284,8 @@ class _Run:
             _apply_changed_optimiser(config, self.optimizer, self.scheduler, self.total)
         restore_rng_state(state["rng"])
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        self.restored_evaluations = list(state.get("evaluations", []))
+        self.last_loss = state.get("last_loss")
         self.resumes = [*state.get("resumes", []), {"step": self.step, "checkpoint": str(path), "changed": changed}]
 
     def elapsed(self) -> float:
@@ -301,6 +311,8 @@ class _Run:
                 "config": self.config.to_dict(),
                 "elapsed_s": self.elapsed(),
                 "resumes": self.resumes,
+                "evaluations": self.result.evaluations,
+                "last_loss": self.result.history[-1]["loss"] if self.result.history else self.last_loss,
             }
             if self.scaler is not None:
                 state["scaler"] = self.scaler.state_dict()
@@ -394,8 +406,9 @@ class _Run:
         if self.saved_step != self.step:
             self.checkpoint()
         result.step, result.epoch = self.step, self.epoch_index
-        if self.step == self.start_step and self.resume_path is not None and not result.interrupted:
-            result.resumed_complete = True  # a complete run resumed
+        complete = self.step == self.start_step and self.resume_path is not None and not result.interrupted
+        if complete and (self.out / "export.pt").is_file():  # a complete run resumed: its export stays as it was
+            result.resumed_complete = True
             barrier(self.context)
             return result
         evaluated = bool(result.evaluations) and result.evaluations[-1]["step"] == self.step
@@ -412,7 +425,7 @@ class _Run:
                     "resumes": self.resumes,
                     "epochs_completed": self.epoch_index,
                     "world_size": self.context.world_size,
-                    "final_loss": result.history[-1]["loss"] if result.history else None,
+                    "final_loss": result.history[-1]["loss"] if result.history else self.last_loss,
                     "evaluations": result.evaluations,
                     **(summary or {}),
                 },

@@ -45,6 +45,7 @@ def _explain(error: Exception) -> str:
     text = str(error)
     unpickler = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, flags=re.DOTALL)
     detail = (unpickler.group(1) if unpickler else text).strip().split("\n")[0] or "unexpected end of file"
+    detail = re.split(r"\s+This is an internal miniz error", detail)[0]  # torch's advice on top of the cause
     # "Unsupported global: GLOBAL x.Y" (torch >= 2.4) or "Unsupported class x.Y" / "unsupported GLOBAL x.Y" (older)
     if re.search(r"unsupported (global|class)", text, flags=re.IGNORECASE):
         reason = "it holds objects other than tensors and plain containers, which weights-only loading refuses"

@@ -1,0 +1,202 @@
+"""The writers of the package as the fault tests drive them: how to run each to completion, where it writes, and how
+to compare what a rerun after a kill leaves with what an uninterrupted run leaves.
+
+A writer is killed (``os._exit(137)``, as SIGKILL) once its atomic writes have passed N bytes; then, before any
+rerun, every file it left must be complete (readable, equal to the uninterrupted run's), and a rerun (for the
+trainer: ``--resume auto``) must end with exactly the uninterrupted result and no temporary file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from fault_tools import KILLED, bytes_fault, lipsim, log_rows, report, same_weights, temporaries
+
+WEIGHTS = "random:tiny32"
+TRAIN = ["--teacher", "training_fixtures:make_teacher", "--teacher-id", "linear-v1", "--model", "tiny32",
+         "--batch-size", "4", "--epochs", "2", "--warmup-steps", "1", "--checkpoint-every", "1", "--log-every", "1",
+         "--keep-last", "10", "--no-progress", "--device", "cpu", "--threads", "1"]  # fmt: skip
+
+
+@dataclass
+class Writer:
+    """One writer: ``argv(work)`` runs it into ``work``; ``check_partial(work, reference)`` asserts that what a
+    killed run left is complete; ``check_final(work, reference)`` that a finished rerun equals the reference;
+    ``rerun`` extra arguments of the rerun; ``size(reference)`` the bytes an uninterrupted run writes."""
+
+    name: str
+    argv: Callable[[Path], list[str]]
+    check_partial: Callable[[Path, Path], None]
+    check_final: Callable[[Path, Path], None]
+    size: Callable[[Path], int]
+    rerun: tuple[str, ...] = ()
+    prepare: Callable[[Path], None] = lambda work: None
+
+
+def _file_size(*names: str) -> Callable[[Path], int]:
+    return lambda reference: sum((reference / name).stat().st_size for name in names)
+
+
+# --- training (checkpoints, teacher-cache entries, the log's header, the export) ---------------------------------
+
+
+def _train_argv(photos: Path) -> Callable[[Path], list[str]]:
+    return lambda work: ["train", "distill", "--data-dir", str(photos), "--out", str(work / "run"),
+                         "--teacher-cache", str(work / "cache"), *TRAIN, "--resume", "auto"]  # fmt: skip
+
+
+def _train_partial(work: Path, reference: Path) -> None:
+    for checkpoint in sorted((work / "run" / "checkpoints").glob("checkpoint-*.pt")):
+        assert same_weights(checkpoint, reference / "run" / "checkpoints" / checkpoint.name), checkpoint.name
+    if (work / "run" / "export.pt").exists():
+        assert same_weights(work / "run" / "export.pt", reference / "run" / "export.pt")
+    for entry in (work / "cache").rglob("*.pt"):
+        assert torch.load(entry, weights_only=True)["embedding"].ndim == 1
+
+
+def _train_final(work: Path, reference: Path) -> None:
+    assert same_weights(work / "run" / "export.pt", reference / "run" / "export.pt")
+    assert log_rows(work / "run" / "log.csv") == log_rows(reference / "run" / "log.csv")
+    assert sorted(p.name for p in (work / "cache").rglob("*.pt")) == sorted(
+        p.name for p in (reference / "cache").rglob("*.pt")
+    )
+
+
+def _train_size(reference: Path) -> int:
+    checkpoints = sum(p.stat().st_size for p in (reference / "run" / "checkpoints").glob("*.pt"))
+    cache = sum(p.stat().st_size for p in (reference / "cache").rglob("*.pt"))
+    return checkpoints + cache + (reference / "run" / "export.pt").stat().st_size
+
+
+# --- the other writers -------------------------------------------------------------------------------------------
+
+
+def _previous(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"the previous file")
+
+
+def _kept_or_equal(path: Path, reference: Path, same: Callable[[Path, Path], bool]) -> None:
+    assert path.read_bytes() == b"the previous file" or same(path, reference), path
+
+
+def writers(photos: Path, run: Path, nights: Path) -> list[Writer]:
+    """Every writer, on the inputs of the fault tests: ``photos`` (a photo folder), ``run`` (a finished training
+    run, for the export command) and ``nights`` (a NIGHTS-layout folder)."""
+    index = ["retrieve", "index", str(photos), "--weights", WEIGHTS, "--no-progress"]
+    pairs = ["distance", str(photos), str(photos), "--weights", WEIGHTS, "--workers", "0", "--no-progress"]
+    certify = ["certify", str(nights), "--format", "nights", "--weights", WEIGHTS, "--image-size", "32",
+               "--workers", "0", "--no-progress", "--per-triplet"]  # fmt: skip
+    return [
+        Writer("training", _train_argv(photos), _train_partial, _train_final, _train_size),
+        Writer(
+            "export",
+            lambda work: ["export", str(run), str(work / "out" / "model.pt")],
+            lambda work, ref: _kept_or_equal(work / "out" / "model.pt", ref / "out" / "model.pt", same_weights),
+            lambda work, ref: same_weights(work / "out" / "model.pt", ref / "out" / "model.pt") or _fail(work),
+            _file_size("out/model.pt"),
+            prepare=lambda work: _previous(work / "out" / "model.pt"),
+        ),
+        Writer(
+            "gallery",
+            lambda work: [*index, "--out", str(work / "out" / "g.pt")],
+            lambda work, ref: _kept_or_equal(work / "out" / "g.pt", ref / "out" / "g.pt", _same_gallery),
+            lambda work, ref: _same_gallery(work / "out" / "g.pt", ref / "out" / "g.pt") or _fail(work),
+            _file_size("out/g.pt"),
+            prepare=lambda work: _previous(work / "out" / "g.pt"),
+        ),
+        Writer(
+            "scores",
+            lambda work: [*pairs, "--out", str(work / "out" / "rows.csv")],
+            lambda work, ref: _kept_or_equal(work / "out" / "rows.csv", ref / "out" / "rows.csv", _same_bytes),
+            lambda work, ref: _same_bytes(work / "out" / "rows.csv", ref / "out" / "rows.csv") or _fail(work),
+            _file_size("out/rows.csv"),
+            prepare=lambda work: _previous(work / "out" / "rows.csv"),
+        ),
+        Writer(
+            "report",
+            lambda work: [*certify, "--out", str(work / "out" / "report.json")],
+            lambda work, ref: _kept_or_equal(work / "out" / "report.json", ref / "out" / "report.json", _same_report),
+            lambda work, ref: _same_report(work / "out" / "report.json", ref / "out" / "report.json") or _fail(work),
+            _file_size("out/report.json", "out/report.png"),
+            prepare=lambda work: _previous(work / "out" / "report.json"),
+        ),
+    ]
+
+
+def _fail(work: Path) -> None:
+    raise AssertionError(f"the rerun in {work} did not give the uninterrupted result")
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    return a.read_bytes() == b.read_bytes()
+
+
+def _same_report(a: Path, b: Path) -> bool:
+    return report(a) == report(b)
+
+
+def _same_gallery(a: Path, b: Path) -> bool:
+    left, right = (torch.load(p, weights_only=True) for p in (a, b))
+    return torch.equal(left["embeddings"], right["embeddings"]) and left["labels"] == right["labels"]
+
+
+# --- running a writer with a kill --------------------------------------------------------------------------------
+
+
+def reference_run(writer: Writer, folder: Path, env: dict[str, str]) -> Path:
+    """``folder`` after an uninterrupted run of ``writer``."""
+    writer.prepare(folder)
+    done = lipsim(writer.argv(folder), env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder
+
+
+def kill_and_rerun(writer: Writer, work: Path, reference: Path, env: dict[str, str], limit: int) -> str:
+    """Run ``writer`` into ``work``, killed after ``limit`` bytes of atomic writes; check what it left; rerun it to
+    the end and check the result. Returns what the killed run said on stderr (for the failure message)."""
+    writer.prepare(work)
+    killed = lipsim(writer.argv(work), env, fault=bytes_fault(limit))
+    if killed.returncode == 0:  # the whole run wrote fewer bytes than the limit
+        writer.check_final(work, reference)
+        return killed.stderr
+    assert killed.returncode == KILLED, killed.stderr[-3000:]
+    writer.check_partial(work, reference)
+    done = lipsim([*writer.argv(work), *writer.rerun], env)
+    assert done.returncode == 0, f"rerun after a kill at byte {limit}:\n{done.stderr[-3000:]}"
+    writer.check_final(work, reference)
+    assert temporaries(work) == [], f"temporary files left after a kill at byte {limit}: {temporaries(work)}"
+    return killed.stderr
+
+
+@contextmanager
+def serving(files: dict[str, bytes]) -> Iterator[object]:
+    """A real HTTP server on 127.0.0.1 serving ``files`` (tests/models/weights_server.py)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    from weights_server import LocalServer
+
+    server = LocalServer()
+    server.files.update(files)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def fresh(folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from lipsim_tm.files import (
+    FolderBusyError,
+    FolderLock,
     WriteError,
     atomic_file,
     atomic_torch_save,
@@ -142,3 +148,60 @@ def test_output_checks_create_folders_and_refuse_files(tmp_path: Path) -> None:
         check_writable(blocker / "g.pt", "gallery")
     with pytest.raises(FileNotFoundError, match=r"its folder .* does not exist"):
         write_then_fail(tmp_path / "none" / "x.pt", "", ValueError("never reached"))
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(child.stdout)
+
+
+def test_a_folder_lock_is_exclusive_while_its_holder_lives(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    lock = FolderLock(run, "run folder").acquire()
+    assert (tmp_path / ".run.lock").read_text() == f"{socket.gethostname()} {os.getpid()}\n"
+    with pytest.raises(FolderBusyError, match=rf"the run folder {run} is in use by process {os.getpid()} on "):
+        FolderLock(run, "run folder").acquire()
+    FolderLock(run, "run folder").release()  # a lock not acquired releases nothing
+    assert (tmp_path / ".run.lock").exists()
+    lock.release()
+    assert not (tmp_path / ".run.lock").exists()
+    FolderLock(run, "run folder").acquire().release()  # free again
+
+
+def test_the_lock_of_a_process_that_died_is_taken_over_with_a_note(tmp_path: Path, capsys) -> None:
+    pid = dead_pid()
+    (tmp_path / ".run.lock").write_text(f"{socket.gethostname()} {pid}\n")
+    lock = FolderLock(tmp_path / "run", "run folder").acquire()
+    note = f"taking over the lock of {tmp_path / 'run'} left by process {pid}, which has ended"
+    assert note in capsys.readouterr().err
+    assert (tmp_path / ".run.lock").read_text().split() == [socket.gethostname(), str(os.getpid())]
+    lock.release()
+
+
+def test_a_lock_that_cannot_be_judged_here_is_respected(tmp_path: Path) -> None:
+    """Another host's lock (its process cannot be seen) and a lock still being written (empty, recent) refuse; an
+    empty lock older than 10 s (its writer died before writing its name) is taken over."""
+    lock_file = tmp_path / ".run.lock"
+    lock_file.write_text("elsewhere 12345\n")
+    with pytest.raises(FolderBusyError, match=rf"in use by process 12345 on elsewhere .*delete {lock_file}"):
+        FolderLock(tmp_path / "run", "run folder").acquire()
+    lock_file.write_text("")
+    with pytest.raises(FolderBusyError, match="in use by another process"):
+        FolderLock(tmp_path / "run", "run folder").acquire()
+    old = time.time() - 60
+    os.utime(lock_file, (old, old))
+    FolderLock(tmp_path / "run", "run folder").acquire().release()
+
+
+def test_temporary_files_of_dead_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    target = tmp_path / "g.pt"
+    host = socket.gethostname()
+    dead = tmp_path / f".g.pt.{host}.{dead_pid()}.abc.tmp"
+    live = tmp_path / f".g.pt.{host}.{os.getpid()}.def.tmp"  # a write in progress (this process's)
+    other = tmp_path / f".other.pt.{host}.{dead_pid()}.ghi.tmp"  # another file's: left to that file's writes
+    for path in (dead, live, other):
+        path.write_bytes(b"part")
+    atomic_write_text(target, "done")
+    assert target.read_text() == "done"
+    assert sorted(leftovers(tmp_path)) == sorted([live.name, other.name])

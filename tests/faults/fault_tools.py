@@ -8,16 +8,26 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 HOOK = Path(__file__).resolve().parent / "hook"
+REPO = Path(__file__).resolve().parents[2]
 #: Every atomic write of the package goes through this method (``lipsim_tm.files.atomic_file``).
 WRITES = "lipsim_tm.files:_Recorder.write"
 KILLED = 137
 
 
-def lipsim(
+def child_env() -> dict[str, str]:
+    """The environment of a child: one thread, unbuffered, the package and the test helpers importable."""
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), str(REPO / "src"), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def command(
     argv: list[str],
     env: dict[str, str],
     *,
@@ -25,11 +35,11 @@ def lipsim(
     rank: int | None = None,
     sleep: float | None = None,
     torchrun: int = 1,
-    timeout: float = 300,
-    cwd: Path | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """``lipsim argv`` in a child (``torchrun`` processes when ``torchrun > 1``) with the fault ``fault`` (see the
-    hook's docstring) injected, in the process of ``rank`` only when given."""
+    program: tuple[str, ...] = ("-m", "lipsim_tm.cli"),
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``lipsim argv`` (``torchrun`` processes when ``torchrun > 1``; another
+    Python ``program`` when given) with the fault ``fault`` (see the hook's docstring) injected, in the process of
+    ``rank`` only when given."""
     env = {**env, "PYTHONPATH": os.pathsep.join([str(HOOK), env.get("PYTHONPATH", "")])}
     env.pop("LIPSIM_FAULT", None)
     if fault is not None:
@@ -38,11 +48,38 @@ def lipsim(
         env["LIPSIM_FAULT_RANK"] = str(rank)
     if sleep is not None:
         env["LIPSIM_FAULT_SLEEP"] = str(sleep)
-    launcher = [sys.executable, "-m", "lipsim_tm.cli"]
+    launcher = [sys.executable, *program]
     if torchrun > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}",
-                    "-m", "lipsim_tm.cli"]  # fmt: skip
-    return subprocess.run([*launcher, *argv], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+                    *program]  # fmt: skip
+    return [*launcher, *argv], env
+
+
+def lipsim(
+    argv: list[str], env: dict[str, str], *, timeout: float = 300, cwd: Path | None = None, **fault: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run ``lipsim argv`` to its end (:func:`command` for the fault options)."""
+    line, env = command(argv, env, **fault)
+    return subprocess.run(line, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def start(argv: list[str], env: dict[str, str], **fault: Any) -> subprocess.Popen[str]:
+    """Start ``lipsim argv`` without waiting for it (:func:`command` for the fault options)."""
+    line, env = command(argv, env, **fault)
+    return subprocess.Popen(line, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+#: ``python -c DOWNLOAD URL PATH``: one download into a cache, as ``--weights URL`` does it.
+DOWNLOAD = (
+    "import sys\n"
+    "from lipsim_tm.models.download import download_file\n"
+    "download_file([sys.argv[1]], sys.argv[2], progress=False)\n"
+)
+
+
+def download(url: str, target: Path, env: dict[str, str], **fault: Any) -> subprocess.CompletedProcess[str]:
+    """Download ``url`` to ``target`` in a child (:func:`command` for the fault options)."""
+    return lipsim([url, str(target)], env, program=("-c", DOWNLOAD), timeout=120, **fault)
 
 
 def bytes_fault(limit: int) -> str:

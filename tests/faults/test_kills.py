@@ -7,29 +7,19 @@ a few points; ``-m slow`` at 50 random points per writer."""
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import sys
 from pathlib import Path
 
 import pytest
-from fault_tools import KILLED, bytes_fault, lipsim, temporaries
+from fault_tools import KILLED, bytes_fault, child_env, download, lipsim, temporaries
 from writers import fresh, kill_and_rerun, reference_run, serving, writers
 
 from dataset_writers import write_nights
 
-REPO = Path(__file__).resolve().parents[2]
 NAMES = ["training", "export", "gallery", "scores", "report"]
 #: Kill points of the default suite, as fractions of the bytes an uninterrupted run writes.
 FRACTIONS = {"training": (0.002, 0.3, 0.65, 0.995), "default": (0.1, 0.6, 0.97)}
 SWEEP = 50
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), str(REPO / "src"), env.get("PYTHONPATH")) if p)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -75,23 +65,6 @@ def test_randomised_kill_sweep(setup, name):
 # --- downloads ---------------------------------------------------------------------------------------------------
 
 PAYLOAD = bytes(random.Random(0).randbytes(300_000))
-DOWNLOAD = (
-    "import sys\n"
-    "from lipsim_tm.models.download import download_file\n"
-    "download_file([sys.argv[1]], sys.argv[2], progress=False)\n"
-)
-
-
-def _download(url: str, target: Path, env: dict[str, str], limit: int | None):
-    import subprocess
-
-    from fault_tools import HOOK
-
-    child = {**env, "PYTHONPATH": os.pathsep.join([str(HOOK), env["PYTHONPATH"]])}
-    if limit is not None:
-        child["LIPSIM_FAULT"] = bytes_fault(limit)
-    return subprocess.run([sys.executable, "-c", DOWNLOAD, url, str(target)], env=child, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
 
 
 @pytest.mark.parametrize("sweep", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["points", "sweep"])
@@ -101,10 +74,10 @@ def test_a_killed_download_is_never_taken_for_the_file(tmp_path, sweep):
     with serving({"w.pt": PAYLOAD}) as server:
         for i, limit in enumerate(points):
             target = tmp_path / f"cache-{i}" / "w.pt"
-            killed = _download(server.url("/files/w.pt"), target, env, limit)
+            killed = download(server.url("/files/w.pt"), target, env, fault=bytes_fault(limit))
             assert killed.returncode == KILLED, killed.stderr
             assert not target.exists()  # a reader finds no file, never a part of one
-            done = _download(server.url("/files/w.pt"), target, env, None)
+            done = download(server.url("/files/w.pt"), target, env)
             assert done.returncode == 0, done.stderr
             assert target.read_bytes() == PAYLOAD
             recorded = (target.parent / "w.pt.sha256").read_text().split()[0]

@@ -4,29 +4,20 @@ and a training run resumes from its last checkpoint to exactly the uninterrupted
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
-from fault_tools import lipsim, same_weights
+from fault_tools import child_env, lipsim, same_weights
 from writers import fresh
 
 from dataset_writers import write_nights
 
-REPO = Path(__file__).resolve().parents[2]
 #: Seconds within which every process must have exited after one died (torchrun's own grace periods included).
 BOUND = 120
 TRAIN = ["--teacher", "training_fixtures:make_teacher", "--teacher-id", "linear-v1", "--model", "tiny32",
          "--batch-size", "4", "--epochs", "3", "--warmup-steps", "1", "--checkpoint-every", "1", "--log-every", "1",
          "--keep-last", "10", "--no-progress", "--device", "cpu", "--threads", "1"]  # fmt: skip
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), str(REPO / "src"), env.get("PYTHONPATH")) if p)
-    return env
 
 
 def timed(argv: list[str], **options) -> tuple[float, object]:

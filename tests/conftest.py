@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 sys.path.insert(0, str(Path(__file__).parent))
 
 from dataset_writers import write_photos
-from torch_threads import one_thread
+from torch_threads import child_env, one_thread
 
 TESTS = Path(__file__).parent
 
@@ -55,12 +55,8 @@ def photos_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def subprocess_env() -> dict[str, str]:
-    """Environment for child processes: one thread each, the test helpers importable, src on the path."""
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    paths = [str(TESTS), str(TESTS.parent / "src"), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-    return env
+    """Environment for child processes (:func:`torch_threads.child_env`)."""
+    return child_env()
 
 
 @pytest.fixture(params=DEVICES)

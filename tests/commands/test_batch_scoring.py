@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,6 @@ from PIL import Image
 from lipsim_tm.data import read_image
 from lipsim_tm.metrics import Certified2AFCAccuracy
 
-REPO = Path(__file__).resolve().parents[2]
 SIZES = [(40, 48), (40, 48), (32, 32), (50, 36), (40, 48), (28, 60)]
 EPS = ["0.01", "36/255"]
 
@@ -199,11 +197,9 @@ def test_a_table_needs_its_columns_and_targets_on_every_row_or_none(tmp_path, ca
     assert "--min-votes needs a votes column" in stderr
 
 
-def test_torchrun_writes_the_rows_file_one_process_writes(folders, tmp_path):
+def test_torchrun_writes_the_rows_file_one_process_writes(folders, tmp_path, subprocess_env):
     a, b = folders
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
+    env = subprocess_env
     outputs = []
     for processes in (1, 2):
         out = tmp_path / f"rows{processes}.csv"

@@ -4,17 +4,14 @@ process writes: same counts, same values, same per-triplet records in the same o
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from dataset_writers import write_bapps, write_nights
 from lipsim_tm.data.sharding import ShardedBatches
 
-REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = "random:tiny32"
 #: What may differ between two runs of the same evaluation: time, the process count, the output paths.
 RUN_SPECIFIC = ("seconds", "processes", "plot")
@@ -26,12 +23,9 @@ BAPPS_JUDGES = {"cnn": [0.1, 0.6, 1.0], "traditional": [0.0, 0.5, 0.8, 0.3]}
 
 
 @pytest.fixture
-def env() -> dict[str, str]:
+def env(subprocess_env: dict[str, str]) -> dict[str, str]:
     """One thread per process (the single run too), so both runs do the same float operations."""
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
-    return env
+    return subprocess_env
 
 
 def lipsim(args: list[str], env: dict[str, str], processes: int) -> subprocess.CompletedProcess[str]:

@@ -13,18 +13,9 @@ from typing import Any
 import torch
 
 HOOK = Path(__file__).resolve().parent / "hook"
-REPO = Path(__file__).resolve().parents[2]
 #: Every atomic write of the package goes through this method (``lipsim_tm.files.atomic_file``).
 WRITES = "lipsim_tm.files:_Recorder.write"
 KILLED = 137
-
-
-def child_env() -> dict[str, str]:
-    """The environment of a child: one thread, unbuffered, the package and the test helpers importable."""
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), str(REPO / "src"), env.get("PYTHONPATH")) if p)
-    return env
 
 
 def command(

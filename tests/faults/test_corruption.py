@@ -5,7 +5,6 @@ and user files stop with an error line naming the file and what it is."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,9 @@ from writers import TRAIN, fresh
 
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.checkpoints.export import save_export
+from torch_threads import child_env
 
-REPO = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("Traceback", "miniz", "[Errno")
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "tests"), str(REPO / "src"), env.get("PYTHONPATH")) if p)
-    return env
 
 
 def train(photos: Path, work: Path, *extra: str):

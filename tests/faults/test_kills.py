@@ -11,10 +11,11 @@ import random
 from pathlib import Path
 
 import pytest
-from fault_tools import KILLED, bytes_fault, child_env, download, lipsim, temporaries
+from fault_tools import KILLED, bytes_fault, download, lipsim, temporaries
 from writers import fresh, kill_and_rerun, reference_run, serving, writers
 
 from dataset_writers import write_nights
+from torch_threads import child_env
 
 NAMES = ["training", "export", "gallery", "scores", "report"]
 #: Kill points of the default suite, as fractions of the bytes an uninterrupted run writes.

@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_tools import child_env, lipsim, same_weights
+from fault_tools import lipsim, same_weights
 from writers import fresh
 
 from dataset_writers import write_nights
+from torch_threads import child_env
 
 #: Seconds within which every process must have exited after one died (torchrun's own grace periods included).
 BOUND = 120

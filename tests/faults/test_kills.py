@@ -1,8 +1,8 @@
 """Kills at arbitrary points never cost a result: every writer of the package (training checkpoints, teacher-cache
-entries, the training log, exports, galleries, scores files, reports with their plots, downloads) is killed (as
-SIGKILL) after N bytes of its writes; what it left must be complete, and a rerun (``--resume auto`` for training)
-must end with exactly the uninterrupted run's result and no temporary file. The default suite kills each writer at
-a few points; ``-m slow`` at 50 random points per writer."""
+entries, the training log, exports, galleries, scores files, certify and robustness reports with their plots,
+downloads) is killed (as SIGKILL) after N bytes of its writes; what it left must be complete, and a rerun
+(``--resume auto`` for training) must end with exactly the uninterrupted run's result and no temporary file. The
+default suite kills each writer at a few points; ``-m slow`` at 50 random points per writer."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from writers import fresh, kill_and_rerun, reference_run, serving, writers
 from dataset_writers import write_nights
 from torch_threads import child_env
 
-NAMES = ["training", "export", "gallery", "scores", "report"]
+NAMES = ["training", "export", "gallery", "scores", "report", "robustness"]
 #: Kill points of the default suite, as fractions of the bytes an uninterrupted run writes.
 FRACTIONS = {"training": (0.002, 0.3, 0.65, 0.995), "default": (0.1, 0.6, 0.97)}
 SWEEP = 50

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from fault_tools import KILLED, bytes_fault, lipsim, log_rows, report, same_weights, temporaries
+from PIL import Image
 
 WEIGHTS = "random:tiny32"
 TRAIN = ["--teacher", "training_fixtures:make_teacher", "--teacher-id", "linear-v1", "--model", "tiny32",
@@ -74,16 +75,37 @@ def _train_size(reference: Path) -> int:
     return checkpoints + cache + (reference / "run" / "export.pt").stat().st_size
 
 
-# --- the other writers -------------------------------------------------------------------------------------------
+# --- the other writers: one file each (and a plot beside some) -------------------------------------------------
+
+PREVIOUS = b"the previous file"
 
 
-def _previous(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"the previous file")
+def _one_file(
+    name: str, argv: Callable[[Path], list[str]], main: str, same: Callable[[Path, Path], bool], *plots: str
+) -> Writer:
+    """A command that ``argv(out)`` runs into the folder ``out`` (``work/out``): it writes the file ``main`` there
+    over a previous one, and the ``plots`` beside it. A killed run leaves the previous file or the complete new
+    one, and each plot absent or whole."""
 
+    def partial(work: Path, reference: Path) -> None:
+        out = work / "out"
+        assert (out / main).read_bytes() == PREVIOUS or same(out / main, reference / "out" / main), out / main
+        for plot in plots:
+            if (out / plot).exists():
+                with Image.open(out / plot) as image:
+                    image.load()  # a truncated PNG raises here
 
-def _kept_or_equal(path: Path, reference: Path, same: Callable[[Path, Path], bool]) -> None:
-    assert path.read_bytes() == b"the previous file" or same(path, reference), path
+    def final(work: Path, reference: Path) -> None:
+        out = work / "out"
+        assert same(out / main, reference / "out" / main), f"the rerun in {work} did not give the reference's"
+        assert all((out / plot).is_file() for plot in plots)
+
+    def prepare(work: Path) -> None:
+        (work / "out").mkdir(parents=True, exist_ok=True)
+        (work / "out" / main).write_bytes(PREVIOUS)
+
+    sizes = _file_size(*(f"out/{file}" for file in (main, *plots)))
+    return Writer(name, lambda work: argv(work / "out"), partial, final, sizes, prepare=prepare)
 
 
 def writers(photos: Path, run: Path, nights: Path) -> list[Writer]:
@@ -93,45 +115,28 @@ def writers(photos: Path, run: Path, nights: Path) -> list[Writer]:
     pairs = ["distance", str(photos), str(photos), "--weights", WEIGHTS, "--workers", "0", "--no-progress"]
     certify = ["certify", str(nights), "--format", "nights", "--weights", WEIGHTS, "--image-size", "32",
                "--workers", "0", "--no-progress", "--per-triplet"]  # fmt: skip
+    robustness = ["robustness", str(nights), "--format", "nights", "--weights", WEIGHTS, "--image-size", "32",
+                  "--steps", "3", "--restarts", "1", "--workers", "0", "--no-progress"]  # fmt: skip
     return [
         Writer("training", _train_argv(photos), _train_partial, _train_final, _train_size),
-        Writer(
-            "export",
-            lambda work: ["export", str(run), str(work / "out" / "model.pt")],
-            lambda work, ref: _kept_or_equal(work / "out" / "model.pt", ref / "out" / "model.pt", same_weights),
-            lambda work, ref: same_weights(work / "out" / "model.pt", ref / "out" / "model.pt") or _fail(work),
-            _file_size("out/model.pt"),
-            prepare=lambda work: _previous(work / "out" / "model.pt"),
-        ),
-        Writer(
-            "gallery",
-            lambda work: [*index, "--out", str(work / "out" / "g.pt")],
-            lambda work, ref: _kept_or_equal(work / "out" / "g.pt", ref / "out" / "g.pt", _same_gallery),
-            lambda work, ref: _same_gallery(work / "out" / "g.pt", ref / "out" / "g.pt") or _fail(work),
-            _file_size("out/g.pt"),
-            prepare=lambda work: _previous(work / "out" / "g.pt"),
-        ),
-        Writer(
-            "scores",
-            lambda work: [*pairs, "--out", str(work / "out" / "rows.csv")],
-            lambda work, ref: _kept_or_equal(work / "out" / "rows.csv", ref / "out" / "rows.csv", _same_bytes),
-            lambda work, ref: _same_bytes(work / "out" / "rows.csv", ref / "out" / "rows.csv") or _fail(work),
-            _file_size("out/rows.csv"),
-            prepare=lambda work: _previous(work / "out" / "rows.csv"),
-        ),
-        Writer(
+        _one_file("export", lambda out: ["export", str(run), str(out / "model.pt")], "model.pt", same_weights),
+        _one_file("gallery", lambda out: [*index, "--out", str(out / "g.pt")], "g.pt", _same_gallery),
+        _one_file("scores", lambda out: [*pairs, "--out", str(out / "rows.csv")], "rows.csv", _same_bytes),
+        _one_file(
             "report",
-            lambda work: [*certify, "--out", str(work / "out" / "report.json")],
-            lambda work, ref: _kept_or_equal(work / "out" / "report.json", ref / "out" / "report.json", _same_report),
-            lambda work, ref: _same_report(work / "out" / "report.json", ref / "out" / "report.json") or _fail(work),
-            _file_size("out/report.json", "out/report.png"),
-            prepare=lambda work: _previous(work / "out" / "report.json"),
+            lambda out: [*certify, "--out", str(out / "report.json")],
+            "report.json",
+            _same_report,
+            "report.png",
+        ),
+        _one_file(
+            "robustness",
+            lambda out: [*robustness, "--out", str(out)],
+            "robustness.json",
+            _same_report,
+            "robustness.png",
         ),
     ]
-
-
-def _fail(work: Path) -> None:
-    raise AssertionError(f"the rerun in {work} did not give the uninterrupted result")
 
 
 def _same_bytes(a: Path, b: Path) -> bool:

@@ -12,6 +12,7 @@ import torch
 from fault_tools import lipsim, log_rows, same_weights
 from writers import TRAIN, fresh
 
+from dataset_writers import write_bapps, write_nights
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.checkpoints.export import save_export
 from torch_threads import child_env
@@ -79,6 +80,27 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, photos_dir, referenc
     assert same_weights(newest, reference / "run" / "checkpoints" / newest.name)  # rewritten by the resumed run
 
 
+def test_a_damaged_training_log_is_named_and_the_run_resumes_without_it(tmp_path, photos_dir, reference):
+    """The log is the run's record, not recomputable: a damaged one stops the resume with an error naming it; moved
+    aside, the run resumes to the uninterrupted weights with a log from the resumed step."""
+    work = fresh(tmp_path / "work")
+    (work / "run" / "checkpoints").mkdir(parents=True)
+    name = "checkpoint-000000002.pt"
+    (work / "run" / "checkpoints" / name).write_bytes((reference / "run" / "checkpoints" / name).read_bytes())
+    log = work / "run" / "log.csv"
+    log.write_bytes(bytes(range(256)) + b"\n")
+    failed = train(photos_dir, work, "--resume", "latest")
+    assert failed.returncode == 2, failed.stderr[-2000:]
+    assert f"error: cannot read the training log {log}: it is damaged (" in failed.stderr
+    assert "move it aside to continue the run" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    log.rename(log.with_name("log.damaged.csv"))
+    done = train(photos_dir, work, "--resume", "latest")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert same_weights(work / "run" / "export.pt", reference / "run" / "export.pt")
+    assert log_rows(log) == log_rows(reference / "run" / "log.csv")[2:]
+
+
 def test_export_of_a_run_skips_a_damaged_newest_checkpoint(tmp_path, reference):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
@@ -107,6 +129,11 @@ def test_damaged_files_are_named_with_what_they_are(tmp_path, write_image_pair):
     broken_image.write_bytes(a.read_bytes()[:40])
     table = tmp_path / "pairs.csv"
     table.write_bytes(bytes(range(256)))
+    nights = write_nights(tmp_path / "nights", [{"votes": 6, "p": 0.9, "split": "test"}], size=32)
+    (nights / "data.csv").write_bytes(bytes(range(256)))
+    bapps = write_bapps(tmp_path / "bapps", {"cnn": [0.5]}, size=32)
+    judge = next((bapps / "2afc" / "val" / "cnn" / "judge").glob("*.npy"))
+    damage(judge)
     cases = [
         (["distance", str(a), str(b), "--weights", str(export)], f"cannot read weights '{export}'"),
         (
@@ -130,6 +157,14 @@ def test_damaged_files_are_named_with_what_they_are(tmp_path, write_image_pair):
             f"cannot decode image file {broken_image}",
         ),
         (["distance", "--pairs", str(table), "--weights", "random:tiny32"], f"{table} is not a readable CSV table"),
+        (
+            ["certify", str(nights), "--format", "nights", "--weights", "random:tiny32", "--image-size", "32"],
+            f"{nights / 'data.csv'} is not a readable NIGHTS index",
+        ),
+        (
+            ["certify", str(bapps), "--format", "bapps", "--weights", "random:tiny32", "--workers", "0"],
+            f"cannot read judge file {judge}",
+        ),
     ]
     for argv, needle in cases:
         done = lipsim(argv, child_env())

@@ -10,7 +10,6 @@ Rows with ``votes < min_votes`` are dropped (the official filter keeps ``votes >
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from torch.utils.data import Dataset
 
 from lipsim_tm.checks import check_choice, check_int
 from lipsim_tm.data.images import load_image, safe_join
+from lipsim_tm.data.tables import read_rows
 
 NIGHTS_SPLITS: tuple[str, ...] = ("train", "val", "test", "test_imagenet", "test_no_imagenet")
 _REQUIRED_COLUMNS = ("ref_path", "left_path", "right_path", "votes", "split")
@@ -69,41 +69,36 @@ class NightsDataset(Dataset):
         self.rows = self._read_index(index, split, min_votes)
 
     def _read_index(self, index: Path, split: str, min_votes: int) -> list[tuple[Path, Path, Path, float, str | None]]:
-        with index.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in _REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise ValueError(f"{index}: missing columns {missing}; found {header}")
-            p_column = header[_P_POSITION]
-            if p_column in _REQUIRED_COLUMNS:
-                raise ValueError(f"{index}: the third column must hold p (as in the official reader), got {p_column!r}")
-            base_split = "test" if split.startswith("test") else split
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                source = f"{index}:{line}"
-                try:
-                    votes = float(row["votes"])
-                    p = float(row[p_column])
-                except (TypeError, ValueError) as error:
-                    raise ValueError(f"{source}: votes and {p_column} must be numbers ({error})") from error
-                if row["split"] != base_split:
+        header, table = read_rows(index, _REQUIRED_COLUMNS, "NIGHTS index")
+        p_column = header[_P_POSITION]
+        if p_column in _REQUIRED_COLUMNS:
+            raise ValueError(f"{index}: the third column must hold p (as in the official reader), got {p_column!r}")
+        base_split = "test" if split.startswith("test") else split
+        rows = []
+        for line, row in table:
+            source = f"{index}:{line}"
+            try:
+                votes = float(row["votes"])
+                p = float(row[p_column])
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{source}: votes and {p_column} must be numbers ({error})") from error
+            if row["split"] != base_split:
+                continue
+            if votes < min_votes:
+                self.dropped_for_votes += 1
+                continue
+            imagenet = None if "is_imagenet" not in row else _parse_bool(row["is_imagenet"], source=source)
+            if split in ("test_imagenet", "test_no_imagenet"):
+                if imagenet is None:
+                    raise ValueError(f"{index}: split {split!r} needs an is_imagenet column")
+                if imagenet != (split == "test_imagenet"):
                     continue
-                if votes < min_votes:
-                    self.dropped_for_votes += 1
-                    continue
-                imagenet = None if "is_imagenet" not in row else _parse_bool(row["is_imagenet"], source=source)
-                if split in ("test_imagenet", "test_no_imagenet"):
-                    if imagenet is None:
-                        raise ValueError(f"{index}: split {split!r} needs an is_imagenet column")
-                    if imagenet != (split == "test_imagenet"):
-                        continue
-                if not 0.0 <= p <= 1.0:
-                    raise ValueError(f"{source}: {p_column} must be in [0, 1], got {p}")
-                columns = ("ref_path", "left_path", "right_path")
-                paths = tuple(safe_join(self.root, row[c], source=source) for c in columns)
-                subset = None if imagenet is None else ("imagenet" if imagenet else "no_imagenet")
-                rows.append((*paths, p, subset))
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{source}: {p_column} must be in [0, 1], got {p}")
+            columns = ("ref_path", "left_path", "right_path")
+            paths = tuple(safe_join(self.root, row[c], source=source) for c in columns)
+            subset = None if imagenet is None else ("imagenet" if imagenet else "no_imagenet")
+            rows.append((*paths, p, subset))
         return rows
 
     def __len__(self) -> int:

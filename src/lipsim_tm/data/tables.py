@@ -50,8 +50,12 @@ def _resolve(root: Path, value: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def _read_rows(table: Path, required: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    check_file(table, "CSV table")
+def read_rows(
+    table: Path, required: Sequence[str], what: str = "CSV table"
+) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header (names stripped) and the ``(line, row)`` pairs of the CSV file ``table``, whose header must
+    name the columns ``required``; errors call the file ``what``."""
+    check_file(table, what)
     try:
         with table.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -64,7 +68,7 @@ def _read_rows(table: Path, required: Sequence[str]) -> tuple[list[str], list[tu
             reader.fieldnames = header
             rows = [(line, row) for line, row in enumerate(reader, start=2)]
     except (UnicodeDecodeError, csv.Error) as error:
-        raise ValueError(f"{table} is not a readable CSV table (UTF-8 text): {error}") from None
+        raise ValueError(f"{table} is not a readable {what} (UTF-8 CSV text): {error}") from None
     if not rows:
         raise ValueError(f"{table} holds no rows after its header")
     return header, rows
@@ -93,7 +97,7 @@ def _paths(
 def read_pairs(table: str | os.PathLike[str]) -> Listing:
     """The pairs of a CSV table with columns ``image_a``, ``image_b`` (paths absolute or relative to its folder)."""
     table = Path(table)
-    _, rows = _read_rows(table, PAIR_COLUMNS)
+    _, rows = read_rows(table, PAIR_COLUMNS)
     items = []
     for line, row in rows:
         names, paths = _paths(table, line, row, PAIR_COLUMNS)
@@ -107,7 +111,7 @@ def read_triplets(table: str | os.PathLike[str], *, min_votes: int | None = None
     table = Path(table)
     if min_votes is not None:
         check_int("min_votes", min_votes, minimum=1)
-    header, rows = _read_rows(table, TRIPLET_COLUMNS)
+    header, rows = read_rows(table, TRIPLET_COLUMNS)
     if min_votes is not None and "votes" not in header:
         raise ValueError(f"{table}: --min-votes needs a votes column; found {header}")
     items, dropped = [], []

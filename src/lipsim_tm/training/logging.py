@@ -29,8 +29,22 @@ class CSVLogger:
         self.fieldnames: list[str] | None = None
         if self.path.is_file() and self.path.stat().st_size > 0:
             self._drop_unfinished_line()
-            with self.path.open(newline="") as handle:
-                self.fieldnames = next(csv.reader(handle), None)
+            self.fieldnames = self._read()[0]
+
+    def _read(self) -> tuple[list[str] | None, list[dict[str, str]]]:
+        """The header and rows of the log; a ValueError naming the file when it is not a CSV log."""
+        try:
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                return reader.fieldnames, list(reader)
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise self._damaged(error) from None
+
+    def _damaged(self, reason: object) -> ValueError:
+        return ValueError(
+            f"cannot read the training log {self.path}: it is damaged ({reason}); move it aside to continue the run"
+            " (a new log starts at the resumed step)"
+        )
 
     def _drop_unfinished_line(self) -> None:
         text = self.path.read_text(encoding="utf-8", errors="replace")
@@ -44,9 +58,11 @@ class CSVLogger:
         """Remove the rows of steps after ``step`` (a resumed run redoes them, so its log never repeats a step)."""
         if self.fieldnames is None:
             return
-        with self.path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        kept = [row for row in rows if int(row["step"]) <= step]
+        rows = self._read()[1]
+        try:
+            kept = [row for row in rows if int(row["step"]) <= step]
+        except (KeyError, TypeError, ValueError) as error:
+            raise self._damaged(f"a row without a step number: {error}") from None
         if len(kept) == len(rows):
             return
         text = io.StringIO(newline="")

@@ -163,7 +163,11 @@ def path_problems(text: str, where: Path) -> list[str]:
         elif not resolved.exists():
             problems.append(f"link {target} does not exist")
     for span in inline_spans(text) + [w for _, c in code_lines(text) for w in c.split()]:
-        token = span.strip().rstrip(".,;:)")
+        token, _, test = span.strip().rstrip(".,;:)").partition("::")  # tests/x.py::test_name[id]: a test
+        if test and (ROOT / token).is_file():
+            if not re.search(rf"^\s*def {re.escape(test.split('[')[0])}\(", (ROOT / token).read_text(), re.MULTILINE):
+                problems.append(f"test {token}::{test} does not exist")
+            continue
         if "/" not in token or " " in token or any(c in token for c in "$<>*{}~"):
             continue
         first = token.split("/")[0]
@@ -320,7 +324,9 @@ BROKEN = textwrap.dedent(
         lipsim robustness NIGHTS/ --format moon
 
     or `lipsim distans a b`, see [the guide](docs/nowhere.md) and `functional/norm_aware.py`,
-    `benchmarks/bench_nothing.py`, `lipsim_tm.models.registry.no_such_function`, `lipsim_tm.nomodule`,
+    `benchmarks/bench_nothing.py`, `tests/test_files.py::test_no_such_test`,
+    `tests/test_docs.py::test_a_failing_python_block_fails`, `lipsim_tm.models.registry.no_such_function`,
+    `lipsim_tm.nomodule`,
     and ../shared/docs/lipsim-reference.md.
     """
 )
@@ -338,6 +344,7 @@ def test_the_checkers_report_each_kind_of_stale_doc() -> None:
         "link docs/nowhere.md does not exist",
         "path benchmarks/bench_nothing.py does not exist",
         "path functional/norm_aware.py does not exist",
+        "test tests/test_files.py::test_no_such_test does not exist",
     ]
     assert module_problems(BROKEN) == [
         "lipsim_tm.models.registry.no_such_function does not exist",

@@ -10,7 +10,6 @@ import os
 import resource
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +20,7 @@ from cli_helpers import WEIGHTS, run_cli
 from lipsim_tm.models import registry, weights
 from lipsim_tm.models.backbone import LipSimBackbone
 from lipsim_tm.models.checkpoints.export import save_export
-
-REPO = Path(__file__).resolve().parents[2]
-TESTS = REPO / "tests"
-sys.path.insert(0, str(TESTS / "models"))
-from weights_server import LocalServer  # noqa: E402
+from weights_server import LocalServer, serving
 
 FORBIDDEN = ("Traceback", "[Errno", "Errno ", "weights_only", "Please file an issue")
 TRAIN = ["--teacher", "training_fixtures:make_teacher", "--model", "tiny32", "--batch-size", "4", "--epochs", "1",
@@ -294,14 +289,8 @@ def test_full_disk_certify_report(tmp_path, subprocess_env, previous_file):
 
 @pytest.fixture
 def served() -> Iterator[LocalServer]:
-    server = LocalServer()
-    server.files["w.pt"] = os.urandom(300_000)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving({"w.pt": os.urandom(300_000)}) as server:
+        yield server
 
 
 def test_full_disk_download(tmp_path, served, images, subprocess_env):

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from fault_tools import DOWNLOAD, WRITES, lipsim, log_rows, same_weights, start, temporaries
-from writers import TRAIN, serving
+from writers import TRAIN
 
 from torch_threads import child_env
+from weights_server import serving
 
 #: Every teacher call sleeps this long in the concurrent runs, so that their cache reads and writes interleave.
 SLOW = {"fault": "lipsim_tm.training.teacher_cache:TeacherCache.embed:calls:1000000", "sleep": 0.5}

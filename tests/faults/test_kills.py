@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from fault_tools import KILLED, bytes_fault, download, lipsim, temporaries
-from writers import fresh, kill_and_rerun, reference_run, serving, writers
+from writers import fresh, kill_and_rerun, reference_run, writers
 
 from dataset_writers import write_nights
 from torch_threads import child_env
+from weights_server import serving
 
 NAMES = ["training", "export", "gallery", "scores", "report", "robustness"]
 #: Kill points of the default suite, as fractions of the bytes an uninterrupted run writes.

@@ -9,9 +9,7 @@ trainer: ``--resume auto``) must end with exactly the uninterrupted result and n
 from __future__ import annotations
 
 import shutil
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,26 +176,6 @@ def kill_and_rerun(writer: Writer, work: Path, reference: Path, env: dict[str, s
     writer.check_final(work, reference)
     assert temporaries(work) == [], f"temporary files left after a kill at byte {limit}: {temporaries(work)}"
     return killed.stderr
-
-
-@contextmanager
-def serving(files: dict[str, bytes]) -> Iterator[object]:
-    """A real HTTP server on 127.0.0.1 serving ``files`` (tests/models/weights_server.py)."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-    from weights_server import LocalServer
-
-    server = LocalServer()
-    server.files.update(files)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def fresh(folder: Path) -> Path:

@@ -4,25 +4,19 @@ connection to another host (these tests must never reach the internet)."""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from weights_server import LocalServer
 
 from lipsim_tm.models import weights
+from weights_server import LocalServer, serving
 
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
-    srv = LocalServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join()
+    with serving() as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ processes like ``lipsim certify``'s, and rank 0 gets every row, in item order: t
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -76,23 +77,33 @@ class Scored:
     failed: int
     stopped: bool
 
+    def only_row(self) -> dict[str, Any]:
+        """The row of a run of one item; its error, if it failed, as a ValueError."""
+        row = self.rows[0]
+        if row["error"]:
+            raise ValueError(row["error"])
+        return row
+
 
 def score_items(
     items: Sequence[FileSet],
     slots: Sequence[str],
     score: ScoreBatch,
+    options: argparse.Namespace,
     *,
     backbone: LipSimBackbone,
     processes: DistributedContext,
-    batch_size: int,
-    workers: int = 0,
-    progress: bool = True,
-    label: str = "score",
-    on_error: str = "continue",
+    single: bool,
+    label: str,
 ) -> Scored:
     """Rows for ``items`` (one per item, in item order, on rank 0; ``"error"`` empty or the reason), computed
     by ``score`` a shape-grouped batch at a time. ``slots`` name the files of an item (``("image_a", "image_b")``).
-    With ``on_error="stop"`` the run ends at the first item that fails (every process stops with it)."""
+    The command's ``options`` give ``batch_size``, ``workers`` (None: one loader worker, none for a ``single``
+    item), ``no_progress`` (a single item shows none) and ``on_error`` (``"stop"``: the run ends at the first item
+    that fails, every process with it)."""
+    batch_size, on_error = options.batch_size, options.on_error
+    workers = (0 if single else 1) if options.workers is None else options.workers
+    progress = not options.no_progress and not single
     rows: list[dict[str, Any]] = []
     shapes: dict[tuple, list[int]] = {}
     unreadable = 0

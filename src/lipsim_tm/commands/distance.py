@@ -122,21 +122,16 @@ def _score(args: argparse.Namespace, listing: Any, single: bool, out: Path | Non
         listing.items,
         ("image_a", "image_b"),
         score,
+        args,
         backbone=backbone,
         processes=processes,
-        batch_size=args.batch_size,
-        workers=(0 if single else 1) if args.workers is None else args.workers,
-        progress=not args.no_progress and not single,
+        single=single,
         label="distance",
-        on_error=args.on_error,
     )
     if not processes.is_main:
         return 0
     if single:
-        row = scored.rows[0]
-        if row["error"]:
-            raise ValueError(row["error"])
-        return _print_pair(args, row, describe_eps, write_json)
+        return _print_pair(args, scored.only_row(), describe_eps, write_json)
     return _report_many(args, listing, scored, out)
 
 

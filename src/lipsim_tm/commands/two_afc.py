@@ -127,22 +127,17 @@ def _score(args: argparse.Namespace, listing: Any, single: bool, out: Path | Non
         listing.items,
         COLUMNS,
         score,
+        args,
         backbone=backbone,
         processes=processes,
-        batch_size=args.batch_size,
-        workers=(0 if single else 1) if args.workers is None else args.workers,
-        progress=not args.no_progress and not single,
+        single=single,
         label="2afc",
-        on_error=args.on_error,
     )
     counts = TwoAFCCounts.from_flat(all_sum(counts.flat(), processes), len(args.eps))
     if not processes.is_main:
         return 0
     if single:
-        row = scored.rows[0]
-        if row["error"]:
-            raise ValueError(row["error"])
-        return _print_triplet(args, row)
+        return _print_triplet(args, scored.only_row())
     return _report_many(args, listing, scored, out, counts if with_targets else None)
 
 

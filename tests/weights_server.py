@@ -4,7 +4,9 @@ answers, and both of Google Drive's download confirmation pages; records every r
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -104,3 +106,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_error(403)
         else:
             self.send_error(404)
+
+
+@contextlib.contextmanager
+def serving(files: dict[str, bytes] | None = None) -> Iterator[LocalServer]:
+    """A :class:`LocalServer` serving ``files``, running in a thread for the block."""
+    server = LocalServer()
+    server.files.update(files or {})
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

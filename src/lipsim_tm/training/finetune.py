@@ -87,40 +87,31 @@ class FinetuneStep:
 
 def build_2afc_datasets(config: FinetuneConfig, image_size: int) -> tuple[Dataset, Dataset | None]:
     """Training and validation 2AFC datasets named by ``config`` (validation None when ``val_split`` is None)."""
-    if config.dataset == "nights":
-        votes = config.min_votes
-        train = NightsDataset(config.data_dir, config.train_split, image_size=image_size, min_votes=votes)
-        val = (
-            NightsDataset(config.data_dir, config.val_split, image_size=image_size, min_votes=votes)
-            if config.val_split
-            else None
-        )
-    elif config.dataset == "bapps":
-        subsets = config.bapps_subsets
-        train = BAPPS2AFCDataset(config.data_dir, config.train_split, subsets=subsets, image_size=image_size)
-        val = (
-            BAPPS2AFCDataset(config.data_dir, config.val_split, subsets=subsets, image_size=image_size)
-            if config.val_split
-            else None
-        )
-    else:
-        common = {
-            "image_size": image_size,
-            "families": config.synthetic_families,
-            "cross_family_fraction": config.synthetic_cross_family,
-        }
-        if config.synthetic_labeller is not None:
-            from lipsim_tm.training.distill import load_teacher
-            from lipsim_tm.training.teacher_cache import call_teacher
+    if config.dataset in ("nights", "bapps"):
 
-            teacher, _ = load_teacher(config.synthetic_labeller)
-            common["labeller"] = embedding_labeller(lambda images: call_teacher(teacher, images))
-        train = Synthetic2AFCDataset(config.data_dir, length=config.synthetic_length, seed=config.seed, **common)
-        val = (
-            Synthetic2AFCDataset(config.data_dir, length=config.synthetic_val_length, seed=config.seed + 1, **common)
-            if config.val_split
-            else None
-        )
+        def split(name: str) -> Dataset:
+            if config.dataset == "nights":
+                return NightsDataset(config.data_dir, name, image_size=image_size, min_votes=config.min_votes)
+            return BAPPS2AFCDataset(config.data_dir, name, subsets=config.bapps_subsets, image_size=image_size)
+
+        return split(config.train_split), (split(config.val_split) if config.val_split else None)
+    common = {
+        "image_size": image_size,
+        "families": config.synthetic_families,
+        "cross_family_fraction": config.synthetic_cross_family,
+    }
+    if config.synthetic_labeller is not None:
+        from lipsim_tm.training.distill import load_teacher
+        from lipsim_tm.training.teacher_cache import call_teacher
+
+        teacher, _ = load_teacher(config.synthetic_labeller)
+        common["labeller"] = embedding_labeller(lambda images: call_teacher(teacher, images))
+    train = Synthetic2AFCDataset(config.data_dir, length=config.synthetic_length, seed=config.seed, **common)
+    val = (
+        Synthetic2AFCDataset(config.data_dir, length=config.synthetic_val_length, seed=config.seed + 1, **common)
+        if config.val_split
+        else None
+    )
     return train, val
 
 

@@ -260,7 +260,7 @@ class FolderLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, default_file_mode())
             except FileExistsError:
-                holder = self._holder()
+                written = holder = self._holder()
                 if holder is None and self._age() > 10.0:  # created by a process killed before it wrote its name
                     holder = (socket.gethostname(), -1)
                 if holder is None or holder[0] != socket.gethostname() or _alive(holder[1]):
@@ -273,7 +273,8 @@ class FolderLock:
                     f"note: taking over the lock of {self.folder} left by process {holder[1]}, which has ended",
                     file=sys.stderr,
                 )
-                self.path.unlink(missing_ok=True)
+                if self._holder() == written:  # not taken over by another process meanwhile
+                    self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(self._owner() + "\n")

@@ -10,10 +10,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from weights_server import DRIVE_UUID, LocalServer
 
 from lipsim_tm.models import download
 from lipsim_tm.models.download import DownloadError, cache_dir, download_file, drive_confirm_url
+from weights_server import DRIVE_UUID, LocalServer
 
 DATA = os.urandom(50_000)
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -112,10 +112,14 @@ def test_a_damaged_download_offline_says_so_and_how_to_place_it(cache: Path, cap
     cache.mkdir()
     target.write_bytes(b"damaged")
     (cache / "net.pth.sha256").write_text(f"{SHA}  net.pth\n")
-    with pytest.raises(DownloadError, match="To place the file by hand"):
+    with pytest.raises(DownloadError, match="To place the file by hand") as raised:
         download_file(["http://127.0.0.1:9/x"], target, progress=False)
     assert "downloading it again" in capsys.readouterr().err
-    assert not target.exists()
+    assert target.read_bytes() == b"damaged"  # kept: it may be a file placed by hand over an old download
+    record = cache / "net.pth.sha256"
+    assert f"if you placed it there by hand, delete {str(record)!r} to use it as it is" in str(raised.value)
+    record.unlink()
+    assert download_file(["http://127.0.0.1:9/x"], target, progress=False) == target
 
 
 @pytest.mark.parametrize(("code", "reason"), [(404, "Not Found"), (500, "Internal Server Error")])

@@ -3,7 +3,8 @@
 The cache folder is ``$LIPSIM_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/lipsim_tm``, else ``~/.cache/lipsim_tm``
 (see :func:`cache_dir`). :func:`download_file` reuses a file that is already there without any network
 access when it still has its sha256 (the registered one, else the one recorded at download; a file without
-either is taken as it is), downloads a damaged one again with a one-line note, and otherwise streams it
+either is taken as it is), downloads a damaged one again with a one-line note (replacing it only once the new
+one is complete), and otherwise streams it
 (standard library ``urllib`` only) into a temporary file in the same folder that is renamed onto the target only
 once it is complete and its sha256 checked, so no reader ever sees a partial file. The sha256 of every
 downloaded file is printed and recorded next to it as ``<file>.sha256`` (``sha256sum`` format).
@@ -110,6 +111,7 @@ def download_file(
     path = Path(path)
     if isinstance(urls, str) or not urls:
         raise ValueError(f"urls must be a non-empty sequence of URLs, got {urls!r}")
+    kept = ""  # what the error says about a file already there that is downloaded again
     if path.is_file():
         expected, source = (sha256, "registered") if sha256 is not None else (_recorded_digest(path), "recorded")
         if expected is None or _digest(path) == expected.lower():
@@ -118,7 +120,10 @@ def download_file(
             f"lipsim_tm: note: {str(path)!r} no longer has its {source} sha256 (damaged or replaced): downloading it"
             " again\n"
         )
-        path.unlink()
+        kept = f"\nThe file there, which does not have its {source} sha256, is kept (a download replaces it)"
+        if sha256 is None:
+            kept += f"; if you placed it there by hand, delete {str(_record_path(path))!r} to use it as it is"
+        kept += "."
     show = _stderr_is_tty() if progress is None else progress
     path.parent.mkdir(parents=True, exist_ok=True)
     failures = []
@@ -141,6 +146,7 @@ def download_file(
         f" {str(path)!r}"
         + (f" (its sha256 must be {sha256})" if sha256 is not None else "")
         + f"; the cache folder can be changed with ${CACHE_ENV}."
+        + kept
     )
 
 

@@ -25,16 +25,16 @@ TRAIN = ["--teacher", "training_fixtures:make_teacher", "--teacher-id", "linear-
 
 @dataclass
 class Writer:
-    """One writer: ``argv(work)`` runs it into ``work``; ``check_partial(work, reference)`` asserts that what a
-    killed run left is complete; ``check_final(work, reference)`` that a finished rerun equals the reference;
-    ``rerun`` extra arguments of the rerun; ``size(reference)`` the bytes an uninterrupted run writes."""
+    """One writer: ``argv(work)`` runs it into ``work`` (a rerun is the same command); ``check_partial(work,
+    reference)`` asserts that what a killed run left is complete; ``check_final(work, reference)`` that a finished
+    rerun equals the reference; ``size(reference)`` the bytes an uninterrupted run writes; ``prepare(work)`` puts
+    what the writer replaces in place first."""
 
     name: str
     argv: Callable[[Path], list[str]]
     check_partial: Callable[[Path, Path], None]
     check_final: Callable[[Path, Path], None]
     size: Callable[[Path], int]
-    rerun: tuple[str, ...] = ()
     prepare: Callable[[Path], None] = lambda work: None
 
 
@@ -171,7 +171,7 @@ def kill_and_rerun(writer: Writer, work: Path, reference: Path, env: dict[str, s
         return killed.stderr
     assert killed.returncode == KILLED, killed.stderr[-3000:]
     writer.check_partial(work, reference)
-    done = lipsim([*writer.argv(work), *writer.rerun], env)
+    done = lipsim(writer.argv(work), env)
     assert done.returncode == 0, f"rerun after a kill at byte {limit}:\n{done.stderr[-3000:]}"
     writer.check_final(work, reference)
     assert temporaries(work) == [], f"temporary files left after a kill at byte {limit}: {temporaries(work)}"

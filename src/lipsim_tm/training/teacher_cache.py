@@ -87,8 +87,9 @@ class TeacherCache:
         found: list[Tensor | None] = []
         for key in keys:
             path, full = self._path(key)
-            embedding = self._read(path, full) if path.is_file() else None
-            if path.is_file() and embedding is None:
+            stored = path.is_file()  # once: another process may write the entry meanwhile
+            embedding = self._read(path, full) if stored else None
+            if stored and embedding is None:
                 self.replaced += 1
             found.append(embedding)
         missing = [i for i, e in enumerate(found) if e is None]

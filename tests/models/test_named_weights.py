@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from weights_server import LocalServer
 
 from lipsim_tm.functional import lipsim_distance
 from lipsim_tm.metrics import Certified2AFCAccuracy, LipSimDistance
@@ -21,6 +20,7 @@ from lipsim_tm.models.checkpoints.io import file_sha256
 from lipsim_tm.models.download import DownloadError
 from lipsim_tm.models.registry import WeightsEntry, WeightsNotFoundError, describe_weights, register_weights
 from lipsim_tm.models.weights import cached_backbone, resolve_backbone
+from weights_server import LocalServer
 
 from oracle import TINY_OFFICIAL_SIZES, build_official_model, lipsim_config_fields, save_official_checkpoint
 

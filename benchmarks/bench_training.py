@@ -29,7 +29,7 @@ from lipsim_tm.training import DistillConfig, FinetuneConfig, run_distill, run_f
 
 from common import machine_description, write_json
 
-#: The student of the default-model feasibility runs (docs/default-model-notes.md), at 64 px.
+#: The 64 px student of the default model's first feasibility runs (benchmarks/RESULTS-training.md).
 STUDENT64 = LipSimConfig(
     input_size=64, channels=32, conv_inner=16, conv_stages=(6, 6), pool_size=4, dense_depth=3,
     dense_inner=512, out_features=512, input_scale=0.25, input_shift=0.5,

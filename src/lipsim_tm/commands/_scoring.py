@@ -173,9 +173,7 @@ def write_rows(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str
             for row in rows:
                 handle.write(json.dumps(json_safe({c: row.get(c) for c in columns}), allow_nan=False) + "\n")
             return
-        writer = csv.DictWriter(handle, columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({c: _cell(row.get(c)) for c in columns} for row in rows)
+        handle.write(rows_as_csv(rows, columns))
 
 
 def rows_as_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
